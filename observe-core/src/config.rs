@@ -1,0 +1,1 @@
+//! Configuration: the `Config` builder and `OTEL_*` / `OBSERVE_*` environment overrides.

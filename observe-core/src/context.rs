@@ -1,0 +1,423 @@
+//! The request's trace context and how it follows a request's future.
+//!
+//! [`RequestContext`] is a small `Copy` value (trace id, span id, flags). The HTTP and gRPC
+//! server layers install it in a thread-local on every `poll` of the request's future and
+//! restore the previous value afterwards — the way `tracing::Instrumented` enters its span — so
+//! anything running inside the request (the JSON log layer, the client layers) can read it
+//! without allocation and whether or not the request is sampled.
+//!
+//! ```
+//! use observe_core::context::{RequestContext, TraceId, SpanId, TraceFlags};
+//!
+//! let cx = RequestContext::new(
+//!     TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+//!     SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+//!     TraceFlags::SAMPLED,
+//! );
+//! assert!(RequestContext::current().is_none());
+//! {
+//!     let _entered = cx.enter();
+//!     assert_eq!(RequestContext::current(), Some(cx));
+//! }
+//! assert!(RequestContext::current().is_none());
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn decode_hex_nibble(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes lowercase hex into `out`; `None` unless `src` is exactly twice `out`'s length.
+/// W3C Trace Context allows only lowercase hex, so uppercase is rejected here.
+fn decode_lower_hex(src: &[u8], out: &mut [u8]) -> Option<()> {
+    if src.len() != out.len() * 2 {
+        return None;
+    }
+    for (i, pair) in src.chunks_exact(2).enumerate() {
+        out[i] = (decode_hex_nibble(pair[0])? << 4) | decode_hex_nibble(pair[1])?;
+    }
+    Some(())
+}
+
+fn encode_lower_hex(src: &[u8], out: &mut [u8]) {
+    for (i, b) in src.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0x0f) as usize];
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            /// The all-zero id, which W3C Trace Context defines as invalid.
+            pub const INVALID: Self = Self([0; $len]);
+
+            /// `true` unless every byte is zero.
+            pub fn is_valid(&self) -> bool {
+                self.0 != [0; $len]
+            }
+
+            /// Parses exactly the lowercase hex form (no prefix, no separators).
+            pub fn from_hex(hex: &str) -> Option<Self> {
+                Self::from_hex_bytes(hex.as_bytes())
+            }
+
+            /// Like [`Self::from_hex`], on bytes.
+            pub fn from_hex_bytes(hex: &[u8]) -> Option<Self> {
+                let mut out = [0u8; $len];
+                decode_lower_hex(hex, &mut out)?;
+                Some(Self(out))
+            }
+
+            /// Writes the lowercase hex form into a stack buffer; no allocation.
+            pub fn to_hex(&self) -> [u8; $len * 2] {
+                let mut out = [0u8; $len * 2];
+                encode_lower_hex(&self.0, &mut out);
+                out
+            }
+
+            /// A random, valid id from a thread-local generator; no allocation, no syscall.
+            pub fn random() -> Self {
+                loop {
+                    let mut out = [0u8; $len];
+                    for chunk in out.chunks_mut(8) {
+                        let r = fastrand::u64(..).to_le_bytes();
+                        chunk.copy_from_slice(&r[..chunk.len()]);
+                    }
+                    let id = Self(out);
+                    if id.is_valid() {
+                        return id;
+                    }
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let hex = self.to_hex();
+                // The buffer holds only ASCII hex digits.
+                f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A 16-byte W3C trace id.
+    ///
+    /// ```
+    /// # use observe_core::context::TraceId;
+    /// let id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    /// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert!(TraceId::from_hex("4BF92F3577B34DA6A3CE929D0E0E4736").is_none());
+    /// ```
+    TraceId,
+    16
+);
+id_type!(
+    /// An 8-byte W3C span id (the `parent-id` field of `traceparent`).
+    ///
+    /// ```
+    /// # use observe_core::context::SpanId;
+    /// assert!(!SpanId::INVALID.is_valid());
+    /// assert!(SpanId::random().is_valid());
+    /// ```
+    SpanId,
+    8
+);
+
+impl From<TraceId> for opentelemetry::trace::TraceId {
+    fn from(id: TraceId) -> Self {
+        opentelemetry::trace::TraceId::from_bytes(id.0)
+    }
+}
+impl From<opentelemetry::trace::TraceId> for TraceId {
+    fn from(id: opentelemetry::trace::TraceId) -> Self {
+        TraceId(id.to_bytes())
+    }
+}
+impl From<SpanId> for opentelemetry::trace::SpanId {
+    fn from(id: SpanId) -> Self {
+        opentelemetry::trace::SpanId::from_bytes(id.0)
+    }
+}
+impl From<opentelemetry::trace::SpanId> for SpanId {
+    fn from(id: opentelemetry::trace::SpanId) -> Self {
+        SpanId(id.to_bytes())
+    }
+}
+
+/// The `trace-flags` byte of W3C Trace Context.
+///
+/// ```
+/// # use observe_core::context::TraceFlags;
+/// let f = TraceFlags::new(0x03);
+/// assert!(f.is_sampled() && f.is_random());
+/// assert!(!TraceFlags::default().is_sampled());
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    /// Bit 0: the caller may have recorded this trace.
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// Bit 1 (Trace Context level 2): the trace id's rightmost 7 bytes are random.
+    pub const RANDOM: TraceFlags = TraceFlags(0x02);
+
+    /// Wraps the raw byte.
+    pub const fn new(bits: u8) -> Self {
+        TraceFlags(bits)
+    }
+    /// The raw byte.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    /// The sampled bit.
+    pub const fn is_sampled(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+    /// The random bit (level 2).
+    pub const fn is_random(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+    /// These flags with the sampled bit set or cleared.
+    pub const fn with_sampled(self, sampled: bool) -> Self {
+        if sampled {
+            TraceFlags(self.0 | 0x01)
+        } else {
+            TraceFlags(self.0 & !0x01)
+        }
+    }
+}
+
+impl fmt::Debug for TraceFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceFlags({:02x})", self.0)
+    }
+}
+
+/// The trace context of the request being handled: `Copy`, 32 bytes, no heap.
+///
+/// `span_id` is this service's span for the request (the server span when sampled, or an id
+/// generated for log correlation when not), so log lines and outgoing `traceparent` headers
+/// carry the same ids that an exported span would.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct RequestContext {
+    /// The trace this request belongs to.
+    pub trace_id: TraceId,
+    /// This service's span for the request.
+    pub span_id: SpanId,
+    /// The flags this service propagates downstream.
+    pub flags: TraceFlags,
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<RequestContext>> = const { Cell::new(None) };
+}
+
+impl RequestContext {
+    /// A context from its parts.
+    pub const fn new(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Self {
+        RequestContext {
+            trace_id,
+            span_id,
+            flags,
+        }
+    }
+
+    /// A new root context: random trace and span ids, the random flag set (level 2).
+    ///
+    /// ```
+    /// # use observe_core::context::RequestContext;
+    /// let cx = RequestContext::new_root(false);
+    /// assert!(cx.trace_id.is_valid() && !cx.is_sampled() && cx.flags.is_random());
+    /// ```
+    pub fn new_root(sampled: bool) -> Self {
+        RequestContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            flags: TraceFlags::RANDOM.with_sampled(sampled),
+        }
+    }
+
+    /// A context for a new span in the same trace: same trace id, a fresh span id.
+    pub fn new_child(&self, sampled: bool) -> Self {
+        RequestContext {
+            trace_id: self.trace_id,
+            span_id: SpanId::random(),
+            flags: self.flags.with_sampled(sampled),
+        }
+    }
+
+    /// Whether this request is sampled (its spans are recorded and exported).
+    pub const fn is_sampled(&self) -> bool {
+        self.flags.is_sampled()
+    }
+
+    /// The context installed on this thread by the enclosing request, if any.
+    #[inline]
+    pub fn current() -> Option<RequestContext> {
+        CURRENT.with(Cell::get)
+    }
+
+    /// Installs this context on the current thread until the guard drops, restoring the
+    /// previous one then. Guards nest.
+    #[inline]
+    pub fn enter(self) -> EnteredContext {
+        let previous = CURRENT.with(|c| c.replace(Some(self)));
+        EnteredContext {
+            previous,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Runs `f` with this context installed.
+    pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.enter();
+        f()
+    }
+}
+
+/// Restores the previously installed context when dropped. Returned by [`RequestContext::enter`].
+///
+/// It is `!Send`: a context entered on one thread must be left on that thread.
+#[must_use = "the context is left as soon as the guard drops"]
+pub struct EnteredContext {
+    previous: Option<RequestContext>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnteredContext {
+    #[inline]
+    fn drop(&mut self) {
+        let previous = self.previous;
+        CURRENT.with(|c| c.set(previous));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs with a [`RequestContext`] installed on every poll.
+    ///
+    /// Created by [`FutureExt::with_context`] and [`FutureExt::in_current_context`].
+    #[derive(Debug)]
+    pub struct WithContext<F> {
+        #[pin]
+        inner: F,
+        cx: Option<RequestContext>,
+    }
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match *this.cx {
+            Some(cx) => {
+                let _entered = cx.enter();
+                this.inner.poll(task)
+            }
+            None => this.inner.poll(task),
+        }
+    }
+}
+
+/// Carries a [`RequestContext`] into futures, as `tracing`'s `Instrument` does for spans.
+///
+/// ```
+/// use observe_core::context::{FutureExt, RequestContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cx = RequestContext::new_root(false);
+/// let _entered = cx.enter();
+/// // A spawned task runs on any thread; carry the request's context explicitly.
+/// let seen = tokio::spawn(async { RequestContext::current() }.in_current_context())
+///     .await
+///     .unwrap();
+/// assert_eq!(seen, Some(cx));
+/// # }
+/// ```
+pub trait FutureExt: Future + Sized {
+    /// Runs this future with `cx` installed on every poll.
+    fn with_context(self, cx: RequestContext) -> WithContext<Self> {
+        WithContext {
+            inner: self,
+            cx: Some(cx),
+        }
+    }
+
+    /// Runs this future with the caller's current context (if any) installed on every poll.
+    fn in_current_context(self) -> WithContext<Self> {
+        WithContext {
+            inner: self,
+            cx: RequestContext::current(),
+        }
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_rejects() {
+        let id = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap();
+        assert_eq!(&id.to_hex(), b"0af7651916cd43dd8448eb211c80319c");
+        assert!(TraceId::from_hex("0af7651916cd43dd8448eb211c80319").is_none());
+        assert!(TraceId::from_hex("0af7651916cd43dd8448eb211c80319g").is_none());
+        assert!(SpanId::from_hex("00f067aa0ba902b7").unwrap().is_valid());
+        assert!(!SpanId::from_hex("0000000000000000").unwrap().is_valid());
+    }
+
+    #[test]
+    fn enter_nests_and_restores() {
+        let a = RequestContext::new_root(true);
+        let b = a.new_child(false);
+        assert_eq!(b.trace_id, a.trace_id);
+        assert_ne!(b.span_id, a.span_id);
+        let ga = a.enter();
+        {
+            let _gb = b.enter();
+            assert_eq!(RequestContext::current(), Some(b));
+        }
+        assert_eq!(RequestContext::current(), Some(a));
+        drop(ga);
+        assert_eq!(RequestContext::current(), None);
+    }
+
+    #[test]
+    fn with_context_installs_only_while_polled() {
+        let cx = RequestContext::new_root(true);
+        let fut = async { RequestContext::current() }.with_context(cx);
+        assert_eq!(RequestContext::current(), None);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(fut), Some(cx));
+        assert_eq!(RequestContext::current(), None);
+    }
+}

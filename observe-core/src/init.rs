@@ -1,0 +1,1 @@
+//! `init()`: installs logs, metrics and traces and returns the guard that flushes them.

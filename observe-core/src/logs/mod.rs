@@ -1,0 +1,1 @@
+//! Structured JSON logs: a `tracing-subscriber` layer, its writers, and redaction.

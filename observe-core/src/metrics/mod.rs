@@ -1,0 +1,1 @@
+//! RED metrics on a Prometheus registry, exposition, exemplars and the cardinality guard.

@@ -1,0 +1,1 @@
+//! W3C `traceparent`, `tracestate` and `baggage`: parsed and written without heap allocation.

@@ -1,0 +1,1 @@
+//! Traces: tracer provider, OTLP export, sampling and drop counting.

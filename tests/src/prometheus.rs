@@ -1,0 +1,1 @@
+//! Real Prometheus, promtool and Alertmanager started on free loopback ports for a test.
