@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod context;
+pub mod counters;
 pub mod http;
 pub mod init;
 pub mod logs;
