@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -209,6 +209,7 @@ impl NonBlockingBuilder {
             NonBlockingGuard {
                 shared,
                 timeout: self.shutdown_timeout,
+                shut_down: AtomicBool::new(false),
             },
         ))
     }
@@ -338,12 +339,13 @@ impl<'a> MakeWriter<'a> for NonBlocking {
 /// Shuts the [`NonBlocking`] writer down when dropped: lines queued before are written
 /// (waiting at most the shutdown timeout), lines logged after are dropped and counted.
 ///
-/// If the sink is stuck, the drop returns after the timeout and the worker thread is left
-/// to finish (or not) on its own.
+/// If the sink is stuck, the drop returns after the timeout, the lines still queued are
+/// counted as dropped, and the worker thread is left to finish (or not) on its own.
 #[must_use = "dropping the guard shuts the writer down"]
 pub struct NonBlockingGuard {
     shared: Arc<Shared>,
     timeout: Duration,
+    shut_down: AtomicBool,
 }
 
 impl std::fmt::Debug for NonBlockingGuard {
@@ -359,6 +361,10 @@ impl NonBlockingGuard {
     /// Returns whether everything queued was written. Called by `Drop` with the configured
     /// timeout; calling it earlier makes the drop a no-op.
     pub fn shutdown(&self, timeout: Duration) -> bool {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            // Already shut down (or timed out) once; do not wait again.
+            return self.shared.lock().worker_done;
+        }
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
         st.closed = true;
@@ -366,6 +372,15 @@ impl NonBlockingGuard {
         while !st.worker_done {
             let now = Instant::now();
             if now >= deadline {
+                // The sink is stuck: what is still queued will not be written. Count it as
+                // dropped now rather than leave it to an unknown fate.
+                let lost = st.queue.len();
+                st.queue.clear();
+                st.queued_bytes = 0;
+                drop(st);
+                for _ in 0..lost {
+                    self.shared.drop_line();
+                }
                 return false;
             }
             st = self
