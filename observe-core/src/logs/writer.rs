@@ -272,7 +272,10 @@ impl NonBlocking {
             shared.drop_line();
             return;
         }
-        let mut buf = st.pool.pop().unwrap_or_default();
+        let mut buf = st.pool.pop().unwrap_or_else(|| {
+            // Room to spare, so a reused buffer fits the next, slightly longer line too.
+            Vec::with_capacity(line.len().next_power_of_two().clamp(512, RETAINED_BUFFER))
+        });
         buf.extend_from_slice(line);
         st.queue.push_back(buf);
         st.queued_bytes += line.len();
