@@ -23,10 +23,18 @@ use crate::context::RequestContext;
 use crate::counters::LOG_RECORDS_DROPPED;
 
 /// Default maximum length of one value, in bytes of its text before escaping.
+///
+/// ```
+/// assert_eq!(observe_core::logs::DEFAULT_MAX_VALUE_LEN, 16 * 1024);
+/// ```
 pub const DEFAULT_MAX_VALUE_LEN: usize = 16 * 1024;
 
 /// The keys observe writes at the top level of a line. A user field with one of these names
 /// is written as `fields.<name>` (see [`JsonLayer`]).
+///
+/// ```
+/// assert!(observe_core::logs::RESERVED_KEYS.contains(&"trace_id"));
+/// ```
 pub const RESERVED_KEYS: &[&str] = &[
     "timestamp",
     "level",

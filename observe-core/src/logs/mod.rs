@@ -77,6 +77,13 @@ pub enum LogFormat {
 }
 
 /// The value given for a [`LogFormat`] was neither `json` nor `pretty`.
+///
+/// ```
+/// use observe_core::logs::{LogFormat, UnknownLogFormat};
+/// let err = "yaml".parse::<LogFormat>().unwrap_err();
+/// assert_eq!(err, UnknownLogFormat("yaml".into()));
+/// assert_eq!(err.to_string(), r#"unknown log format "yaml": expected "json" or "pretty""#);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown log format {0:?}: expected \"json\" or \"pretty\"")]
 pub struct UnknownLogFormat(pub String);
@@ -188,6 +195,12 @@ impl LogOptions {
 }
 
 /// A type-erased log layer, as returned by [`layer_for`].
+///
+/// ```
+/// use observe_core::logs::{BoxedLayer, JsonLayer};
+/// let layer: BoxedLayer<tracing_subscriber::Registry> = Box::new(JsonLayer::builder().build());
+/// # let _ = layer;
+/// ```
 pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
 
 /// Keeps the log writer alive; dropping it flushes a non-blocking queue (with its timeout).
@@ -216,7 +229,19 @@ impl LogGuard {
     }
 }
 
-/// Builds the log layer `init` installs.
+/// Builds the log layer `init` installs, and the guard that flushes its writer.
+///
+/// ```
+/// use observe_core::logs::{layer_for, LogFormat, LogOptions, LogWriter};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let (layer, _guard) = layer_for(
+///     LogOptions::new("checkout").format(LogFormat::Pretty).writer(LogWriter::Stderr),
+/// )?;
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("to stderr, readable"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// # Errors
 /// Only the error from spawning the non-blocking writer's thread.

@@ -1,9 +1,18 @@
 //! Redaction of secret values by field name.
 
 /// What a redacted value is written as.
+///
+/// ```
+/// assert_eq!(observe_core::logs::REDACTED, "[REDACTED]");
+/// ```
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Field names redacted by default (compared case-insensitively, `-` and `_` alike).
+///
+/// ```
+/// use observe_core::logs::{Redactor, DEFAULT_REDACTED_FIELDS};
+/// assert!(DEFAULT_REDACTED_FIELDS.iter().all(|f| Redactor::default().is_redacted(f)));
+/// ```
 pub const DEFAULT_REDACTED_FIELDS: &[&str] = &[
     "password",
     "passwd",

@@ -35,10 +35,22 @@ impl<'a> MakeWriter<'a> for Stdout {
 }
 
 /// Default number of lines the non-blocking queue holds.
+///
+/// ```
+/// assert_eq!(observe_core::logs::DEFAULT_CAPACITY, 8192);
+/// ```
 pub const DEFAULT_CAPACITY: usize = 8192;
 /// Default bound on the bytes held in the non-blocking queue.
+///
+/// ```
+/// assert_eq!(observe_core::logs::DEFAULT_MAX_QUEUED_BYTES, 16 << 20);
+/// ```
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 /// Default time a [`NonBlockingGuard`] waits for the queue to drain when dropped.
+///
+/// ```
+/// assert_eq!(observe_core::logs::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(), 2);
+/// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Buffers up to this size are kept for reuse; larger lines get a buffer of their own.
 const RETAINED_BUFFER: usize = 4096;
@@ -262,6 +274,19 @@ impl NonBlocking {
 
     /// Queues one line, or drops and counts it if the queue is full or shut down.
     /// Never waits for the sink.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use observe_core::logs::NonBlocking;
+    /// let (writer, guard) = NonBlocking::builder().capacity(1).finish(std::io::sink())?;
+    /// writer.write_line(b"{}\n");
+    /// assert!(writer.flush_timeout(Duration::from_secs(5)));
+    /// assert_eq!(writer.dropped(), 0);
+    /// drop(guard);
+    /// writer.write_line(b"{}\n"); // after shutdown: dropped and counted
+    /// assert_eq!(writer.dropped(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_line(&self, line: &[u8]) {
         let shared = &*self.shared;
         let mut st = shared.lock();
@@ -315,6 +340,14 @@ impl NonBlocking {
 }
 
 /// One `write` is one queued line; see [`NonBlocking`].
+///
+/// ```
+/// use std::io::Write;
+/// use tracing_subscriber::fmt::MakeWriter;
+/// let (nb, _guard) = observe_core::logs::NonBlocking::builder().finish(std::io::sink())?;
+/// nb.make_writer().write_all(b"one line\n")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct NonBlockingWriter<'a> {
     inner: &'a NonBlocking,
@@ -344,6 +377,14 @@ impl<'a> MakeWriter<'a> for NonBlocking {
 ///
 /// If the sink is stuck, the drop returns after the timeout, the lines still queued are
 /// counted as dropped, and the worker thread is left to finish (or not) on its own.
+///
+/// ```
+/// use std::time::Duration;
+/// let (writer, guard) = observe_core::logs::NonBlocking::builder().finish(std::io::sink())?;
+/// writer.write_line(b"last words\n");
+/// assert!(guard.shutdown(Duration::from_secs(5))); // or just drop it
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "dropping the guard shuts the writer down"]
 pub struct NonBlockingGuard {
     shared: Arc<Shared>,
