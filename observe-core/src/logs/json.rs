@@ -541,17 +541,21 @@ impl<W> JsonLayer<W> {
             entries: None,
         });
 
+        // One registry walk gives both the list of names and the leaf span (the event's).
+        let mut leaf = None;
         if let Some(scope) = ctx.event_scope(event) {
-            let mut first = true;
             for span in scope.from_root() {
-                buf.extend_from_slice(if first { b",\"spans\":[" } else { b"," });
-                first = false;
+                buf.extend_from_slice(if leaf.is_none() {
+                    b",\"spans\":["
+                } else {
+                    b","
+                });
                 write_str(buf, span.name());
+                leaf = Some(span);
             }
-            buf.push(b']');
         }
-        if let Some(span) = ctx.event_span(event) {
-            buf.extend_from_slice(b",\"span\":{\"name\":");
+        if let Some(span) = leaf {
+            buf.extend_from_slice(b"],\"span\":{\"name\":");
             write_str(buf, span.name());
             let ext = span.extensions();
             if let Some(fields) = ext.get::<SpanFields>() {
