@@ -564,4 +564,32 @@ mod logs {
             serde_json::json!({"name": "s", "user": "bob", "n": 1})
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_through_one_line(
+            text in "(\\PC|[\\x00-\\x1f\\x7f\\u{2028}\\u{2029}\"\\\\{}]){0,80}",
+            max in 1usize..64,
+        ) {
+            let out = run_builder(JsonLayer::builder().max_value_len(max), || {
+                let s = info_span!("s", v = text.as_str());
+                let _s = s.enter();
+                info!(f = text.as_str(), "{}", text);
+            });
+            proptest::prop_assert_eq!(out.len(), 1);
+            // The expected value: the text cut at a char boundary at most `max` bytes in.
+            let expect = if text.len() <= max {
+                text.clone()
+            } else {
+                let mut cut = max;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                format!("{}...[truncated]", &text[..cut])
+            };
+            proptest::prop_assert_eq!(&out[0]["f"], &Value::from(expect.clone()));
+            proptest::prop_assert_eq!(&out[0]["message"], &Value::from(expect.clone()));
+            proptest::prop_assert_eq!(&out[0]["span"]["v"], &Value::from(expect));
+        }
+    }
 }
