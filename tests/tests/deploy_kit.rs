@@ -602,6 +602,23 @@ fn dashboards_parse_with_datasource_variable_and_unique_panel_ids() {
             "{name}: service variable must list jobs"
         );
 
+        // Every variable a query or link uses is defined (Grafana's own $__ ones aside).
+        let defined: BTreeSet<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
+        let text = d["panels"].to_string() + &d["annotations"].to_string();
+        for used in text.split('$').skip(1) {
+            let used = used.trim_start_matches('{');
+            let var: String = used
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !var.starts_with("__") {
+                assert!(
+                    defined.contains(var.as_str()),
+                    "{name}: ${var} is not a variable"
+                );
+            }
+        }
+
         let mut ids = BTreeSet::new();
         for p in panels(&d) {
             let id = p["id"]
