@@ -11,7 +11,7 @@
 //!
 //! Bad input never fails a request: an invalid `traceparent` means "start a new trace", and an
 //! invalid or oversized `tracestate`/`baggage` is dropped (never forwarded raw) and counted in
-//! [`counters::PROPAGATION_INVALID`](crate::counters::PROPAGATION_INVALID).
+//! [`counters::PROPAGATION_INVALID`].
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
@@ -211,7 +211,7 @@ fn extract_baggage(headers: &HeaderMap) -> Option<HeaderValue> {
 /// `tracestate`/`baggage` lines are combined as RFC 7230 says. Invalid `tracestate` is
 /// dropped whole; a `tracestate` over 512 characters is truncated by whole entries (longest
 /// first); invalid `baggage` members and members beyond 64 or 8192 bytes are dropped. Every
-/// drop is counted in [`counters::PROPAGATION_INVALID`](crate::counters::PROPAGATION_INVALID).
+/// drop is counted in [`counters::PROPAGATION_INVALID`].
 /// Work is linear in the header size, and nothing is allocated when each header is one valid line.
 ///
 /// ```
