@@ -53,7 +53,12 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::context::RequestContext;
 use crate::counters;
 
-/// The `traceparent` header name.
+/// The `traceparent` header name (with [`TRACESTATE`] and [`BAGGAGE`]: lowercase, as the
+/// specs ask senders to use).
+///
+/// ```
+/// assert_eq!(observe_core::propagation::TRACEPARENT.as_str(), "traceparent");
+/// ```
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The `tracestate` header name.
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -61,6 +66,11 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// What [`extract`] found in a request's headers. Everything in it is validated.
+///
+/// ```
+/// use observe_core::propagation::{extract, Extracted};
+/// assert_eq!(extract(&http::HeaderMap::new()), Extracted::default());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extracted {
     /// The caller's trace context; `None` when absent, duplicated or invalid (start a new trace).
@@ -123,7 +133,7 @@ pub(crate) fn tracestate_from_lines(lines: &[&[u8]]) -> Result<Option<TraceState
     match TraceState::parse(&combined) {
         Ok(ts) if ts.is_empty() => Ok(None),
         Ok(ts) => {
-            let mut buf = ts.to_owned();
+            let mut buf = ts.to_buf();
             if buf.truncate_to(TRACESTATE_MAX_LEN) > 0 {
                 counters::PROPAGATION_INVALID.inc();
             }
