@@ -27,6 +27,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! (`#[derive(EncodeLabelSet)]` expands to `::prometheus_client::…` paths, so a crate using
+//! the derive adds `prometheus-client` — the version re-exported here — to its own
+//! dependencies; arrays or vectors of `(&str, &str)` pairs need nothing more.)
+//!
 //! Label names of a `#[derive(EncodeLabelSet)]` struct are its field names, valid by
 //! construction; names starting with `__` (reserved by Prometheus) are rejected when the metric
 //! already holds such a series at registration.
