@@ -150,11 +150,10 @@ impl ActiveByMethod {
     /// `(method, scheme, value)` for every combination that was ever used.
     pub(crate) fn values(&self) -> impl Iterator<Item = (HttpMethod, UrlScheme, i64)> + '_ {
         HttpMethod::ALL.into_iter().flat_map(move |m| {
-            UrlScheme::ALL.into_iter().filter_map(move |s| {
-                self.used[Self::index(m, s)]
-                    .load(Ordering::Relaxed)
-                    .then(|| (m, s, self.slot(m, s).load(Ordering::Relaxed)))
-            })
+            UrlScheme::ALL
+                .into_iter()
+                .filter(move |&s| self.used[Self::index(m, s)].load(Ordering::Relaxed))
+                .map(move |s| (m, s, self.slot(m, s).load(Ordering::Relaxed)))
         })
     }
 }
