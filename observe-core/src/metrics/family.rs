@@ -67,6 +67,9 @@ impl ExemplarSlot {
         {
             return;
         }
+        // Order the data stores after the odd sequence number for readers that see them
+        // (pairs with the reader's acquire fence).
+        fence(Ordering::Release);
         let t = ex.trace_id.0;
         self.trace_hi.store(
             u64::from_be_bytes(t[..8].try_into().unwrap_or_default()),

@@ -34,8 +34,9 @@ use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlSc
 ///
 /// `status` is the response status code; `0` means no response was sent (the request's future
 /// was dropped, e.g. the client went away): the `http_response_status_code` label is then
-/// absent, and the layer sets `error: Some(ErrorType::Cancelled)`. When `error` is `None` and
-/// `status` is 5xx, `error_type` is set to the status code, as semantic conventions ask.
+/// absent, and the layer sets `error: Some(ErrorType::Cancelled)` (with `error: None`, a
+/// missing response is recorded as `error_type="_OTHER"`). When `error` is `None` and `status`
+/// is 5xx, `error_type` is set to the status code, as semantic conventions ask.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct HttpServerLabels {
     /// `http_request_method`.
@@ -52,8 +53,13 @@ pub struct HttpServerLabels {
 
 impl HttpServerLabels {
     fn normalized(mut self) -> Self {
-        if self.error.is_none() && self.status >= 500 {
-            self.error = Some(ErrorType::Status(self.status));
+        if self.error.is_none() {
+            if self.status >= 500 {
+                self.error = Some(ErrorType::Status(self.status));
+            } else if self.status == 0 {
+                // No response and no reason given: still a failure, of unknown kind.
+                self.error = Some(ErrorType::Other);
+            }
         }
         self
     }
@@ -78,8 +84,8 @@ impl WriteLabels for HttpServerLabels {
 /// Labels of one HTTP client request.
 ///
 /// As for the server, `status == 0` means no response was received (connection error,
-/// timeout, cancellation) and the status label is then absent; set `error` to say why. With
-/// `error: None`, a 4xx or 5xx status sets `error_type` to the status code.
+/// timeout, cancellation) and the status label is then absent; set `error` to say why
+/// (`_OTHER` if not). With `error: None`, a 4xx or 5xx status sets `error_type` to the status code.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct HttpClientLabels {
     /// `http_request_method`.
@@ -94,8 +100,12 @@ pub struct HttpClientLabels {
 
 impl HttpClientLabels {
     fn normalized(mut self) -> Self {
-        if self.error.is_none() && self.status >= 400 {
-            self.error = Some(ErrorType::Status(self.status));
+        if self.error.is_none() {
+            if self.status >= 400 {
+                self.error = Some(ErrorType::Status(self.status));
+            } else if self.status == 0 {
+                self.error = Some(ErrorType::Other);
+            }
         }
         self
     }
@@ -298,5 +308,86 @@ impl fmt::Debug for HttpClientMetrics {
         f.debug_struct("HttpClientMetrics")
             .field("series", &self.series_count())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Series;
+
+    fn recorded_error(status: u16, error: Option<ErrorType>, client: bool) -> Option<ErrorType> {
+        let elapsed = Duration::from_millis(1);
+        if client {
+            let c = HttpClientMetrics::new(10);
+            c.record(
+                HttpClientLabels {
+                    method: HttpMethod::Get,
+                    server_address: None,
+                    status,
+                    error,
+                },
+                elapsed,
+                None,
+            );
+            match c.snapshot()[0].series {
+                Series::Labels(l) => l.error,
+                Series::Overflow => unreachable!(),
+            }
+        } else {
+            let s = HttpServerMetrics::new(10);
+            s.record(
+                HttpServerLabels {
+                    method: HttpMethod::Get,
+                    scheme: UrlScheme::Http,
+                    route: None,
+                    status,
+                    error,
+                },
+                elapsed,
+                None,
+            );
+            match s.snapshot()[0].series {
+                Series::Labels(l) => l.error,
+                Series::Overflow => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn error_type_follows_semantic_conventions() {
+        assert_eq!(recorded_error(200, None, false), None);
+        assert_eq!(recorded_error(404, None, false), None);
+        assert_eq!(
+            recorded_error(503, None, false),
+            Some(ErrorType::Status(503))
+        );
+        assert_eq!(
+            recorded_error(404, None, true),
+            Some(ErrorType::Status(404))
+        );
+        assert_eq!(recorded_error(0, None, false), Some(ErrorType::Other));
+        assert_eq!(
+            recorded_error(0, Some(ErrorType::Cancelled), false),
+            Some(ErrorType::Cancelled)
+        );
+        assert_eq!(
+            recorded_error(500, Some(ErrorType::Named("io")), false),
+            Some(ErrorType::Named("io"))
+        );
+    }
+
+    #[test]
+    fn in_flight_lowers_exactly_once() {
+        let s = HttpServerMetrics::new(10);
+        let a = s.start(HttpMethod::Put, UrlScheme::Https);
+        let b = s.start(HttpMethod::Put, UrlScheme::Https);
+        assert_eq!(s.active(HttpMethod::Put, UrlScheme::Https), 2);
+        drop(a);
+        assert_eq!(s.active(HttpMethod::Put, UrlScheme::Https), 1);
+        drop(b);
+        assert_eq!(s.active(HttpMethod::Put, UrlScheme::Https), 0);
+        let used: Vec<_> = s.active.values().collect();
+        assert_eq!(used, vec![(HttpMethod::Put, UrlScheme::Https, 0)]);
     }
 }
