@@ -205,6 +205,21 @@ impl fmt::Debug for InFlight<'_> {
 }
 
 /// The HTTP server instruments. Get it from [`Metrics::http_server`](super::Metrics::http_server).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use observe_core::metrics::*;
+/// let metrics = Metrics::new(MetricsConfig::default().with_cardinality_limit(1));
+/// let server = metrics.http_server();
+/// let labels = |status| HttpServerLabels {
+///     method: HttpMethod::Get, scheme: UrlScheme::Http, route: None, status, error: None,
+/// };
+/// server.record(labels(200), Duration::from_millis(1), None);
+/// server.record(labels(503), Duration::from_millis(1), None); // past the limit of 1
+/// assert_eq!((server.series_count(), server.overflowed()), (1, 1));
+/// let overflow = server.snapshot().into_iter().find(|s| s.series == Series::Overflow).unwrap();
+/// assert_eq!(overflow.histogram.count, 1);
+/// ```
 pub struct HttpServerMetrics {
     pub(crate) duration: HistogramFamily<HttpServerLabels>,
     pub(crate) active: ActiveByMethod,
@@ -261,6 +276,28 @@ impl fmt::Debug for HttpServerMetrics {
 }
 
 /// The HTTP client instruments. Get it from [`Metrics::http_client`](super::Metrics::http_client).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use observe_core::metrics::*;
+/// let metrics = Metrics::new(MetricsConfig::default());
+/// let client = metrics.http_client();
+/// let _in_flight = client.start(HttpMethod::Get, UrlScheme::Https);
+/// client.record(
+///     HttpClientLabels {
+///         method: HttpMethod::Get,
+///         server_address: Some(ServerAddress::intern("api.example.com")),
+///         status: 0,
+///         error: Some(ErrorType::Timeout),
+///     },
+///     Duration::from_secs(5),
+///     None,
+/// );
+/// match client.snapshot()[0].series {
+///     Series::Labels(l) => assert_eq!(l.error, Some(ErrorType::Timeout)),
+///     Series::Overflow => unreachable!(),
+/// }
+/// ```
 pub struct HttpClientMetrics {
     pub(crate) duration: HistogramFamily<HttpClientLabels>,
     pub(crate) active: ActiveByMethod,
