@@ -347,7 +347,10 @@ impl Default for Config {
             batch: BatchConfig::default(),
             log_filter: "info".to_string(),
             log_format: LogFormat::Json,
-            redact_fields: DEFAULT_REDACT_FIELDS.iter().map(|s| s.to_string()).collect(),
+            redact_fields: DEFAULT_REDACT_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             metrics_max_series: 2000,
             status_page: false,
             span_collector: None,
@@ -649,7 +652,11 @@ impl Config {
             return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", "0", POSITIVE_EXPECTED));
         }
         if self.batch.max_export_batch_size == 0 {
-            return Err(invalid("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", POSITIVE_EXPECTED));
+            return Err(invalid(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                "0",
+                POSITIVE_EXPECTED,
+            ));
         }
         if self.batch.max_export_batch_size > self.batch.max_queue_size {
             return Err(ConfigError::BatchLargerThanQueue {
@@ -693,7 +700,10 @@ impl Config {
         Some(ResolvedOtlp {
             endpoint,
             protocol,
-            headers: o.headers.clone().unwrap_or_else(|| self.otlp.headers.clone()),
+            headers: o
+                .headers
+                .clone()
+                .unwrap_or_else(|| self.otlp.headers.clone()),
             timeout: o.timeout.unwrap_or(self.otlp.timeout),
             compression: o.compression.unwrap_or(self.otlp.compression),
         })
@@ -818,7 +828,11 @@ fn parse_compression(variable: &'static str, v: &str) -> Result<OtlpCompression,
     match v.trim() {
         "gzip" => Ok(OtlpCompression::Gzip),
         "none" => Ok(OtlpCompression::None),
-        _ => Err(invalid(variable, v, "not a supported compression (gzip, none)")),
+        _ => Err(invalid(
+            variable,
+            v,
+            "not a supported compression (gzip, none)",
+        )),
     }
 }
 
@@ -826,7 +840,11 @@ fn parse_exporter(variable: &'static str, v: &str) -> Result<ExporterKind, Confi
     match v.trim() {
         "otlp" => Ok(ExporterKind::Otlp),
         "none" => Ok(ExporterKind::None),
-        _ => Err(invalid(variable, v, "not a supported exporter (otlp, none)")),
+        _ => Err(invalid(
+            variable,
+            v,
+            "not a supported exporter (otlp, none)",
+        )),
     }
 }
 

@@ -512,7 +512,14 @@ mod tests {
                 let id = TraceId::random();
                 let ours = Sampler::TraceIdRatio(ratio).should_sample(None, id);
                 let theirs = sdk
-                    .should_sample(None, OtelTraceId::from(id), "s", &SpanKind::Server, &[], &[])
+                    .should_sample(
+                        None,
+                        OtelTraceId::from(id),
+                        "s",
+                        &SpanKind::Server,
+                        &[],
+                        &[],
+                    )
                     .decision
                     == SamplingDecision::RecordAndSample;
                 assert_eq!(ours, theirs, "ratio {ratio} id {id}");

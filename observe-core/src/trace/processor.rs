@@ -254,7 +254,8 @@ fn run_worker<E: SpanExporter>(shared: &Shared, rt: &tokio::runtime::Runtime, ex
         let result = if batch.is_empty() {
             Ok(())
         } else {
-            match rt.block_on(tokio::time::timeout(timeout, exporter.export(batch))) {
+            match rt.block_on(async { tokio::time::timeout(timeout, exporter.export(batch)).await })
+            {
                 Ok(r) => r,
                 Err(_) => Err(OTelSdkError::Timeout(timeout)),
             }
