@@ -52,7 +52,7 @@ use processor::BatchProcessor;
 /// assert!(Sampler::ParentBasedAlwaysOn.should_sample(None, id));
 /// assert!(!Sampler::TraceIdRatio(0.0).should_sample(None, id));
 /// ```
-#[derive(Copy, Clone, Debug, PartialEq)]
+#[derive(Copy, Clone, Debug, PartialEq, Default)]
 pub enum Sampler {
     /// Sample everything.
     AlwaysOn,
@@ -61,17 +61,12 @@ pub enum Sampler {
     /// Sample this fraction of trace ids, ignoring the parent.
     TraceIdRatio(f64),
     /// Follow the parent; sample roots (the default).
+    #[default]
     ParentBasedAlwaysOn,
     /// Follow the parent; never sample roots.
     ParentBasedAlwaysOff,
     /// Follow the parent; sample this fraction of roots.
     ParentBasedTraceIdRatio(f64),
-}
-
-impl Default for Sampler {
-    fn default() -> Self {
-        Sampler::ParentBasedAlwaysOn
-    }
 }
 
 impl Sampler {
