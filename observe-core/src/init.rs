@@ -113,7 +113,14 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     install_propagator(&config);
-    let trace = trace::install(&config)?;
+    let trace = match trace::install(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            // Nothing global was set that cannot be set again: allow a corrected retry.
+            INITIALIZED.store(false, Ordering::Release);
+            return Err(e);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::builder()
         .parse(&config.log_filter)
         .map_err(|e| {
