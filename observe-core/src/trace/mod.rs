@@ -416,7 +416,7 @@ fn metadata(
 pub(crate) fn resource(config: &Config) -> Resource {
     let mut attrs = vec![
         KeyValue::new("service.name", config.effective_service_name().to_string()),
-        KeyValue::new("service.instance.id", instance_id()),
+        KeyValue::new("service.instance.id", instance_id().to_string()),
         KeyValue::new("process.pid", i64::from(std::process::id())),
     ];
     if let Some(v) = &config.service_version {
@@ -441,8 +441,14 @@ pub(crate) fn resource(config: &Config) -> Resource {
         .build()
 }
 
-/// A random UUID (version 4 layout) for `service.instance.id`.
-fn instance_id() -> String {
+/// This process's `service.instance.id`: a random UUID (version 4 layout), made once so that
+/// spans, log records and `target_info` all name the same instance.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(new_instance_id)
+}
+
+fn new_instance_id() -> String {
     let mut b: [u8; 16] = TraceId::random().0;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
