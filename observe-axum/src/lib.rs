@@ -19,7 +19,7 @@
 //! }
 //! ```
 //!
-//! The route label is axum's [`MatchedPath`](axum::extract::MatchedPath) — the template
+//! The route label is axum's [`MatchedPath`] — the template
 //! (`/users/{id}`), including routes of nested routers. Requests that match no route
 //! (fallbacks, 404s) carry no route label at all, never their raw path, so URL floods cannot
 //! create series.

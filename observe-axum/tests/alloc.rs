@@ -77,7 +77,11 @@ fn run(router: &Router, request: http::Request<Body>) -> http::StatusCode {
 fn allocations_per_request(router: &Router, n: u64) -> f64 {
     // Half continue an unsampled caller's trace, half start a new (unsampled) root.
     let make = |i: u64| {
-        let mut request = http::Request::get(if i % 2 == 0 { "/users/42" } else { "/health" });
+        let mut request = http::Request::get(if i.is_multiple_of(2) {
+            "/users/42"
+        } else {
+            "/health"
+        });
         if i % 4 < 2 {
             request = request.header(
                 "traceparent",

@@ -319,3 +319,59 @@ async fn response_header_is_off_by_default_and_matches_the_context_when_on() {
         .to_owned();
     assert_eq!(header, format!("00-{}-{}-02", cx.trace_id, cx.span_id));
 }
+
+#[tokio::test]
+async fn user_tracing_spans_in_a_sampled_request_are_children_of_the_server_span() {
+    use observe_core::otel::tracing_opentelemetry;
+    use tracing::Instrument as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let (tracer, spans) = collecting_tracer();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer.clone()));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let svc = ServerLayer::new()
+        .metrics(fresh_metrics())
+        .tracer(tracer)
+        .sampler(Sampler::AlwaysOn)
+        .route_extractor(Fixed("/orders"))
+        .layer(service_fn(|_r: Request<()>| async {
+            async {
+                tokio::task::yield_now().await;
+            }
+            .instrument(tracing::info_span!("db.query"))
+            .await;
+            Ok::<_, Infallible>(Response::new(RequestContext::current()))
+        }));
+    let cx = svc
+        .oneshot(request(None))
+        .await
+        .unwrap()
+        .into_body()
+        .unwrap();
+
+    let spans = spans.take();
+    let server = spans
+        .iter()
+        .find(|s| s.name == "GET /orders")
+        .expect("server span");
+    let db = spans
+        .iter()
+        .find(|s| s.name == "db.query")
+        .expect("user span");
+    assert_eq!(
+        server.span_context.span_id().to_string(),
+        cx.span_id.to_string()
+    );
+    assert_eq!(
+        server.span_context.trace_id().to_string(),
+        cx.trace_id.to_string()
+    );
+    assert_eq!(db.span_context.trace_id(), server.span_context.trace_id());
+    assert_eq!(
+        db.parent_span_id,
+        server.span_context.span_id(),
+        "a child, not a new trace"
+    );
+}
