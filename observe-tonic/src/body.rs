@@ -10,6 +10,7 @@ use observe_core::context::RequestContext;
 use tonic::Code;
 
 use crate::call::Call;
+use crate::carry::CarriedGuard;
 use crate::status;
 use crate::BoxError;
 
@@ -71,7 +72,13 @@ where
         let this = self.project();
         let _entered = this.cx.map(RequestContext::enter);
         let _otel = this.call.as_ref().and_then(Call::attach_otel);
-        let polled = this.inner.poll_frame(task);
+        let polled = match this.call.as_mut() {
+            Some(call) => {
+                let _carried = CarriedGuard::enter(call.carried_mut());
+                this.inner.poll_frame(task)
+            }
+            None => this.inner.poll_frame(task),
+        };
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(frame))) => {

@@ -10,7 +10,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::call::{Call, Methods};
+use std::sync::Arc;
+
+use observe_core::metrics::Metrics;
+use opentelemetry_sdk::trace::SdkTracer;
+
+use crate::call::{Call, Settings};
 use crate::status;
 use crate::BoxError;
 
@@ -34,7 +39,7 @@ use crate::BoxError;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ClientLayer {
-    methods: Methods,
+    settings: Arc<Settings>,
 }
 
 impl ClientLayer {
@@ -55,7 +60,35 @@ impl ClientLayer {
     where
         I: IntoIterator<Item = &'static str>,
     {
-        self.methods = Methods::allow(methods);
+        Arc::make_mut(&mut self.settings).set_allow(methods);
+        self
+    }
+
+    /// Records into `metrics` instead of [`Metrics::global`] (tests, several registries).
+    ///
+    /// ```
+    /// use observe_core::metrics::{Metrics, MetricsConfig};
+    /// let metrics = Metrics::leak(Metrics::new(MetricsConfig::default()));
+    /// let layer = observe_tonic::ClientLayer::new().metrics(metrics);
+    /// # let _ = layer;
+    /// ```
+    pub fn metrics(mut self, metrics: &'static Metrics) -> Self {
+        Arc::make_mut(&mut self.settings).metrics = Some(metrics);
+        self
+    }
+
+    /// Creates spans on `tracer` instead of the global one installed by `init`.
+    ///
+    /// ```no_run
+    /// use observe_core::otel::opentelemetry::trace::TracerProvider as _;
+    /// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let tracer: &'static _ = Box::leak(Box::new(provider.tracer("test")));
+    /// let layer = observe_tonic::ClientLayer::new().tracer(tracer);
+    /// # let _ = layer;
+    /// ```
+    pub fn tracer(mut self, tracer: &'static SdkTracer) -> Self {
+        Arc::make_mut(&mut self.settings).tracer = Some(tracer);
         self
     }
 }
@@ -66,7 +99,7 @@ impl<S> Layer<S> for ClientLayer {
     fn layer(&self, inner: S) -> ClientService<S> {
         ClientService {
             inner,
-            layer: self.clone(),
+            settings: self.settings.clone(),
         }
     }
 }
@@ -75,7 +108,7 @@ impl<S> Layer<S> for ClientLayer {
 #[derive(Clone, Debug)]
 pub struct ClientService<S> {
     inner: S,
-    layer: ClientLayer,
+    settings: Arc<Settings>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClientService<S>
@@ -92,7 +125,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let call = Call::start_client(&self.layer.methods, &mut req);
+        let call = Call::start_client(&self.settings, &mut req);
         let cx = call.cx();
         ResponseFuture {
             inner: self.inner.call(req),

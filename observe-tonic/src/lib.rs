@@ -34,6 +34,7 @@
 
 mod body;
 mod call;
+mod carry;
 mod client;
 mod method;
 mod server;

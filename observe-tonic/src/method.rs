@@ -16,6 +16,14 @@ pub(crate) fn parse(path: &str) -> Option<&str> {
     (ok(service) && ok(method)).then_some(rest)
 }
 
+/// Like [`parse`], for a configured name given with or without the leading slash.
+pub(crate) fn parse_name(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('/').unwrap_or(name);
+    let (service, method) = rest.split_once('/')?;
+    let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    (rest.len() <= MAX_LEN && ok(service) && ok(method)).then_some(rest)
+}
+
 /// The longest `rpc.method` value accepted; longer paths are `_OTHER`.
 pub(crate) const MAX_LEN: usize = 256;
 
@@ -44,6 +52,9 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+        assert_eq!(parse_name("pkg.S/M"), Some("pkg.S/M"));
+        assert_eq!(parse_name("/pkg.S/M"), Some("pkg.S/M"));
+        assert_eq!(parse_name("pkg.S"), None);
         let long = format!("/{}/M", "s".repeat(MAX_LEN));
         assert_eq!(parse(&long), None);
     }

@@ -10,7 +10,14 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::call::{Call, Methods};
+use std::sync::Arc;
+
+use observe_core::metrics::Metrics;
+use observe_core::trace::Sampler;
+use opentelemetry_sdk::trace::SdkTracer;
+
+use crate::call::{Call, Settings};
+use crate::carry::CarriedGuard;
 use crate::status;
 use crate::BoxError;
 
@@ -32,7 +39,7 @@ use crate::BoxError;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ServerLayer {
-    methods: Methods,
+    settings: Arc<Settings>,
 }
 
 impl ServerLayer {
@@ -56,7 +63,48 @@ impl ServerLayer {
     where
         I: IntoIterator<Item = &'static str>,
     {
-        self.methods = Methods::allow(methods);
+        Arc::make_mut(&mut self.settings).set_allow(methods);
+        self
+    }
+
+    /// Records into `metrics` instead of [`Metrics::global`] (tests, several registries).
+    ///
+    /// ```
+    /// use observe_core::metrics::{Metrics, MetricsConfig};
+    /// let metrics = Metrics::leak(Metrics::new(MetricsConfig::default()));
+    /// let layer = observe_tonic::ServerLayer::new().metrics(metrics);
+    /// # let _ = layer;
+    /// ```
+    pub fn metrics(mut self, metrics: &'static Metrics) -> Self {
+        Arc::make_mut(&mut self.settings).metrics = Some(metrics);
+        self
+    }
+
+    /// Creates spans on `tracer` instead of the global one installed by `init`.
+    ///
+    /// ```no_run
+    /// use observe_core::otel::opentelemetry::trace::TracerProvider as _;
+    /// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let tracer: &'static _ = Box::leak(Box::new(provider.tracer("test")));
+    /// let layer = observe_tonic::ServerLayer::new().tracer(tracer);
+    /// # let _ = layer;
+    /// ```
+    pub fn tracer(mut self, tracer: &'static SdkTracer) -> Self {
+        Arc::make_mut(&mut self.settings).tracer = Some(tracer);
+        self
+    }
+
+    /// Decides sampling with `sampler` instead of the global one (server side: client calls
+    /// follow the sampling decision of the request they are made from).
+    ///
+    /// ```
+    /// use observe_core::trace::Sampler;
+    /// let layer = observe_tonic::ServerLayer::new().sampler(Sampler::AlwaysOff);
+    /// # let _ = layer;
+    /// ```
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        Arc::make_mut(&mut self.settings).sampler = Some(sampler);
         self
     }
 }
@@ -67,7 +115,7 @@ impl<S> Layer<S> for ServerLayer {
     fn layer(&self, inner: S) -> ServerService<S> {
         ServerService {
             inner,
-            layer: self.clone(),
+            settings: self.settings.clone(),
         }
     }
 }
@@ -76,7 +124,7 @@ impl<S> Layer<S> for ServerLayer {
 #[derive(Clone, Debug)]
 pub struct ServerService<S> {
     inner: S,
-    layer: ServerLayer,
+    settings: Arc<Settings>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerService<S>
@@ -93,11 +141,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let call = Call::start_server(&self.layer.methods, &req);
+        let mut call = Call::start_server(&self.settings, &req);
         let cx = call.cx();
         let inner = {
+            // The inner service's `call` may already do work (and log): give it the context.
             let _entered = cx.enter();
             let _otel = call.attach_otel();
+            let _carried = CarriedGuard::enter(call.carried_mut());
             self.inner.call(req)
         };
         ResponseFuture {
@@ -138,7 +188,14 @@ where
         let this = self.project();
         let _entered = this.cx.enter();
         let _otel = this.call.as_ref().and_then(Call::attach_otel);
-        let result = std::task::ready!(this.inner.poll(task));
+        let polled = match this.call.as_mut() {
+            Some(call) => {
+                let _carried = CarriedGuard::enter(call.carried_mut());
+                this.inner.poll(task)
+            }
+            None => this.inner.poll(task),
+        };
+        let result = std::task::ready!(polled);
         let call = this.call.take();
         Poll::Ready(match result {
             Ok(response) => Ok(crate::call::respond(call, response, Some(*this.cx))),

@@ -47,29 +47,6 @@ pub(crate) fn from_error(err: &(dyn StdError + 'static), fallback: Code) -> Code
     fallback
 }
 
-/// The name gRPC gives a code (`OK`, `NOT_FOUND`, …): the value of `rpc.response.status_code`.
-pub(crate) fn name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// Whether a server reports `code` as an error (span status, `error.type`): only the codes the
 /// gRPC semantic conventions list as server errors. `NOT_FOUND` or `INVALID_ARGUMENT` are the
 /// caller's problem, not the server's, so they do not page anyone.
@@ -145,7 +122,7 @@ mod tests {
         let errors: Vec<_> = (0..=16)
             .map(Code::from_i32)
             .filter(|c| is_server_error(*c))
-            .map(name)
+            .map(|c| observe_core::metrics::GrpcCode::from_i32(c as i32).as_str())
             .collect();
         assert_eq!(
             errors,
