@@ -67,6 +67,8 @@ fn addr(var: &str, default: &str) -> Result<SocketAddr, Box<dyn std::error::Erro
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // JSON logs with trace ids on stdout; traces exported when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let _telemetry = observe_core::init!()?;
     let grpc_addr = addr("GRPC_ADDR", "127.0.0.1:50051")?;
     let metrics_addr = addr("METRICS_ADDR", "127.0.0.1:9464")?;
 

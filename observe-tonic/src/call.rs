@@ -105,7 +105,9 @@ impl Call {
         let trace_id = parent.map_or_else(TraceId::random, |p| p.trace_id);
         let sampled = sampler.should_sample(parent.map(|p| p.flags), trace_id);
         let mut cx = match parent {
-            Some(p) => RequestContext::new(p.trace_id, SpanId::random(), p.flags.with_sampled(sampled)),
+            Some(p) => {
+                RequestContext::new(p.trace_id, SpanId::random(), p.flags.with_sampled(sampled))
+            }
             None => {
                 let mut root = RequestContext::new_root(sampled);
                 root.trace_id = trace_id;
@@ -113,7 +115,9 @@ impl Call {
             }
         };
         let method = resolve(settings, req.uri().path_and_query());
-        let tracer = sampled.then(|| settings.tracer.or_else(trace::tracer)).flatten();
+        let tracer = sampled
+            .then(|| settings.tracer.or_else(trace::tracer))
+            .flatten();
         let otel = tracer.map(|tracer| {
             let parent_cx = match parent {
                 Some(p) => opentelemetry::Context::new().with_remote_span_context(
@@ -286,8 +290,9 @@ impl Call {
     fn final_method(&self) -> RpcMethod {
         match &self.method {
             MethodState::Decided(m) => *m,
-            MethodState::Pending(p) if self.routed => method::parse(p.path())
-                .map_or(RpcMethod::OTHER, RpcMethod::intern),
+            MethodState::Pending(p) if self.routed => {
+                method::parse(p.path()).map_or(RpcMethod::OTHER, RpcMethod::intern)
+            }
             MethodState::Pending(_) => RpcMethod::OTHER,
         }
     }
@@ -310,7 +315,10 @@ fn resolve(settings: &Settings, path: Option<&PathAndQuery>) -> MethodState {
                 .map_or(RpcMethod::OTHER, |i| list[i]),
         ),
         // `path` is `Some` here; cloning it bumps a refcount.
-        None => MethodState::Pending(path.cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))),
+        None => MethodState::Pending(
+            path.cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        ),
     }
 }
 
@@ -398,4 +406,3 @@ pub(crate) fn respond<B>(
 }
 
 const GRPC_MESSAGE: &str = "grpc-message";
-

@@ -274,11 +274,13 @@ async fn trace_context_continues_client_to_server_to_server() {
     });
     let reply = FutureExt::with_context(call, root)
         .await
-    .unwrap()
-    .into_inner();
+        .unwrap()
+        .into_inner();
 
     let trace = root.trace_id.to_string();
-    let down = reply.downstream.expect("front relayed the downstream reply");
+    let down = reply
+        .downstream
+        .expect("front relayed the downstream reply");
     assert_eq!(reply.trace_id, trace, "front continues the caller's trace");
     assert_eq!(down.trace_id, trace, "back continues the same trace");
     assert!(reply.sampled && down.sampled, "sampled flag propagates");
@@ -294,7 +296,9 @@ async fn trace_context_continues_client_to_server_to_server() {
         let logs = logs_containing(tag);
         assert!(!logs.is_empty(), "{tag} logged");
         for log in logs {
-            let cx = log.cx.unwrap_or_else(|| panic!("{tag} log without context: {log:?}"));
+            let cx = log
+                .cx
+                .unwrap_or_else(|| panic!("{tag} log without context: {log:?}"));
             assert_eq!(cx.trace_id, want, "{log:?}");
             assert_eq!(&cx.span_id.to_string(), span, "{log:?}");
         }
@@ -336,12 +340,17 @@ async fn unary_status_codes_come_from_the_response() {
     assert!(value(
         &text,
         "rpc_server_call_duration_seconds_count",
-        &[("rpc_response_status_code", "INTERNAL"), ("error_type", "INTERNAL")]
+        &[
+            ("rpc_response_status_code", "INTERNAL"),
+            ("error_type", "INTERNAL")
+        ]
     )
     .is_some());
-    assert!(!text.lines().any(|l| l.starts_with("rpc_server_call_duration_seconds_count")
-        && l.contains("NOT_FOUND")
-        && l.contains("error_type")));
+    assert!(!text
+        .lines()
+        .any(|l| l.starts_with("rpc_server_call_duration_seconds_count")
+            && l.contains("NOT_FOUND")
+            && l.contains("error_type")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +374,10 @@ async fn streaming_status_comes_from_trailers_after_the_stream() {
         traces.push(item.trace_id);
     }
     assert_eq!(traces.len(), 3);
-    assert!(traces.iter().all(|t| !t.is_empty() && *t == traces[0]), "{traces:?}");
+    assert!(
+        traces.iter().all(|t| !t.is_empty() && *t == traces[0]),
+        "{traces:?}"
+    );
     let logs = logs_containing("stream-status stream item");
     assert_eq!(logs.len(), 3);
     assert!(logs
@@ -430,8 +442,16 @@ async fn dropped_stream_is_cancelled_and_gauges_return_to_zero() {
         .unwrap()
         .into_inner();
     assert!(stream.message().await.unwrap().is_some());
-    assert_eq!(m.rpc_server().active(), 1, "one call in flight on the server");
-    assert_eq!(m.rpc_client().active(), 1, "one call in flight on the client");
+    assert_eq!(
+        m.rpc_server().active(),
+        1,
+        "one call in flight on the server"
+    );
+    assert_eq!(
+        m.rpc_client().active(),
+        1,
+        "one call in flight on the client"
+    );
     drop(stream);
 
     assert!(
@@ -451,13 +471,20 @@ async fn unknown_services_and_methods_are_other() {
     let addr = serve(m, "other").await;
 
     // A service the server does not register.
-    let channel = Endpoint::from_shared(url(addr)).unwrap().connect().await.unwrap();
+    let channel = Endpoint::from_shared(url(addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut unregistered = UnregisteredClient::new(
         tower::ServiceBuilder::new()
             .layer(observe_tonic::ClientLayer::new().metrics(m))
             .service(channel.clone()),
     );
-    let err = unregistered.nothing(EchoRequest::default()).await.unwrap_err();
+    let err = unregistered
+        .nothing(EchoRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
 
     // A method the registered service does not have.
@@ -484,5 +511,8 @@ async fn unknown_services_and_methods_are_other() {
     );
     assert_eq!(calls(m, "client", "_OTHER", "UNIMPLEMENTED"), 2.0);
     let text = scrape(m);
-    assert!(!text.contains("NoSuchMethod") && !text.contains("Unregistered"), "{text}");
+    assert!(
+        !text.contains("NoSuchMethod") && !text.contains("Unregistered"),
+        "{text}"
+    );
 }
