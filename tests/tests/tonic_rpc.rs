@@ -12,11 +12,16 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use observe_core::context::{FutureExt, RequestContext, TraceId};
 use observe_core::metrics::{Format, Metrics, MetricsConfig};
+use observe_core::otel::opentelemetry::trace::{
+    SpanKind, Status as SpanStatus, TracerProvider as _,
+};
+use observe_core::otel::opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData};
+use observe_core::trace::collector::SpanStore;
 use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
@@ -97,6 +102,7 @@ impl tracing::Subscriber for Capture {
 #[derive(Clone)]
 struct EchoService {
     metrics: &'static Metrics,
+    tracer: Option<&'static SdkTracer>,
     tag: &'static str,
 }
 
@@ -118,7 +124,7 @@ impl Echo for EchoService {
         tracing::info!("{} unary handler", self.tag);
         let mut reply = seen(0);
         if !req.downstream.is_empty() {
-            let mut client = client(self.metrics, &req.downstream).await;
+            let mut client = client_with(self.metrics, self.tracer, &req.downstream).await;
             let down = client
                 .unary(EchoRequest {
                     code: req.code,
@@ -174,24 +180,50 @@ fn metrics() -> &'static Metrics {
 }
 
 async fn serve(metrics: &'static Metrics, tag: &'static str) -> SocketAddr {
+    serve_with(metrics, None, tag).await
+}
+
+async fn serve_with(
+    metrics: &'static Metrics,
+    tracer: Option<&'static SdkTracer>,
+    tag: &'static str,
+) -> SocketAddr {
     let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = incoming.local_addr().unwrap();
+    let mut layer = observe_tonic::ServerLayer::new().metrics(metrics);
+    if let Some(tracer) = tracer {
+        layer = layer.tracer(tracer);
+    }
     let router = Server::builder()
-        .layer(observe_tonic::ServerLayer::new().metrics(metrics))
-        .add_service(EchoServer::new(EchoService { metrics, tag }));
+        .layer(layer)
+        .add_service(EchoServer::new(EchoService {
+            metrics,
+            tracer,
+            tag,
+        }));
     tokio::spawn(router.serve_with_incoming(incoming));
     addr
 }
 
 async fn client(metrics: &'static Metrics, addr: &str) -> Client {
+    client_with(metrics, None, addr).await
+}
+
+async fn client_with(
+    metrics: &'static Metrics,
+    tracer: Option<&'static SdkTracer>,
+    addr: &str,
+) -> Client {
     let channel = Endpoint::from_shared(addr.to_string())
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let channel = tower::ServiceBuilder::new()
-        .layer(observe_tonic::ClientLayer::new().metrics(metrics))
-        .service(channel);
+    let mut layer = observe_tonic::ClientLayer::new().metrics(metrics);
+    if let Some(tracer) = tracer {
+        layer = layer.tracer(tracer);
+    }
+    let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
     EchoClient::new(channel)
 }
 
@@ -515,4 +547,121 @@ async fn unknown_services_and_methods_are_other() {
         !text.contains("NoSuchMethod") && !text.contains("Unregistered"),
         "{text}"
     );
+}
+
+/// A tracer whose finished spans land in an in-process store (simple processor: on `end`).
+fn tracer_with_store() -> (&'static SdkTracer, Arc<SpanStore>) {
+    let store = Arc::new(SpanStore::new(1000));
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(store.processor())
+        .build();
+    let tracer: &'static SdkTracer = Box::leak(Box::new(provider.tracer("tonic-test")));
+    // The provider must outlive the tracer's use; the test process ends soon anyway.
+    Box::leak(Box::new(provider));
+    (tracer, store)
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_calls_export_one_connected_span_tree_with_the_logged_ids() {
+    let m = metrics();
+    let (tracer, store) = tracer_with_store();
+    let back = serve_with(m, Some(tracer), "span-back").await;
+    let front = serve_with(m, Some(tracer), "span-front").await;
+    let mut client = client_with(m, Some(tracer), &url(front)).await;
+
+    let root = RequestContext::new_root(true);
+    let call = client.unary(EchoRequest {
+        downstream: url(back),
+        ..Default::default()
+    });
+    let reply = FutureExt::with_context(call, root)
+        .await
+        .unwrap()
+        .into_inner();
+    let down = reply.downstream.unwrap();
+
+    // test client → front server → front's client → back server, all in the caller's trace.
+    assert!(eventually(|| store.trace(root.trace_id).len() == 4).await);
+    let spans = store.trace(root.trace_id);
+    let find = |kind: SpanKind, parent: &str| {
+        spans
+            .iter()
+            .find(|s| s.span_kind == kind && s.parent_span_id.to_string() == parent)
+            .unwrap_or_else(|| panic!("no {kind:?} span with parent {parent}: {spans:#?}"))
+    };
+    let client1 = find(SpanKind::Client, &root.span_id.to_string());
+    let server1 = find(
+        SpanKind::Server,
+        &client1.span_context.span_id().to_string(),
+    );
+    let client2 = find(
+        SpanKind::Client,
+        &server1.span_context.span_id().to_string(),
+    );
+    let server2 = find(
+        SpanKind::Server,
+        &client2.span_context.span_id().to_string(),
+    );
+
+    // The ids the handlers saw (and logged) are the exported server spans' own.
+    assert_eq!(server1.span_context.span_id().to_string(), reply.span_id);
+    assert_eq!(server2.span_context.span_id().to_string(), down.span_id);
+    for span in [client1, server1, client2, server2] {
+        assert_eq!(span.name, UNARY);
+        assert_eq!(attr(span, "rpc.system.name").as_deref(), Some("grpc"));
+        assert_eq!(attr(span, "rpc.method").as_deref(), Some(UNARY));
+        assert_eq!(
+            attr(span, "rpc.response.status_code").as_deref(),
+            Some("OK")
+        );
+        assert_eq!(span.status, SpanStatus::Unset);
+    }
+    assert!(server1.parent_span_is_remote && server2.parent_span_is_remote);
+
+    // NOT_FOUND is the caller's error: the client span says so, the server span does not.
+    // INTERNAL is a server error: both say so.
+    for (code, server_error) in [(Code::NotFound, false), (Code::Internal, true)] {
+        let root = RequestContext::new_root(true);
+        let call = client.unary(EchoRequest {
+            code: code as i32,
+            ..Default::default()
+        });
+        let err = FutureExt::with_context(call, root).await.unwrap_err();
+        assert_eq!(err.code(), code);
+        assert!(eventually(|| store.trace(root.trace_id).len() == 2).await);
+        let spans = store.trace(root.trace_id);
+        let name = observe_core::metrics::GrpcCode::from_i32(code as i32).as_str();
+        for span in &spans {
+            assert_eq!(
+                attr(span, "rpc.response.status_code").as_deref(),
+                Some(name)
+            );
+            let error = span.span_kind == SpanKind::Client || server_error;
+            assert_eq!(
+                matches!(span.status, SpanStatus::Error { .. }),
+                error,
+                "{span:#?}"
+            );
+            assert_eq!(attr(span, "error.type").as_deref(), error.then_some(name));
+        }
+    }
+
+    // An unsampled caller: no spans at all, but the context still continues.
+    let root = RequestContext::new_root(false);
+    let call = client.unary(EchoRequest::default());
+    let reply = FutureExt::with_context(call, root)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.trace_id, root.trace_id.to_string());
+    assert!(!reply.sampled);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(store.trace(root.trace_id).is_empty());
 }
