@@ -148,7 +148,9 @@ impl SpanStore {
                 Some((t, end, root)) => {
                     t.span_count += 1;
                     t.error |= error;
-                    if (is_root && !*root) || (!*root && s.start_time < t.start) {
+                    // A root span names the trace; until one is seen, the earliest span does.
+                    let earlier = s.start_time < t.start;
+                    if !*root && (is_root || earlier) {
                         t.root_name = s.name.to_string();
                         *root = is_root;
                     }
@@ -170,7 +172,7 @@ impl SpanStore {
                 )),
             }
         }
-        traces.sort_by(|a, b| b.1.cmp(&a.1));
+        traces.sort_by_key(|t| std::cmp::Reverse(t.1));
         traces.into_iter().take(limit).map(|t| t.0).collect()
     }
 
