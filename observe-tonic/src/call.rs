@@ -70,6 +70,8 @@ impl fmt::Debug for Settings {
 }
 
 /// What is known about the call's `rpc.method` before the response says whether it was routed.
+// Boxing the large variant would allocate per call, which is what it exists to avoid.
+#[allow(clippy::large_enum_variant)]
 enum MethodState {
     /// Decided at the start.
     Decided(RpcMethod),
