@@ -375,3 +375,50 @@ async fn user_tracing_spans_in_a_sampled_request_are_children_of_the_server_span
         "a child, not a new trace"
     );
 }
+
+#[test]
+fn a_handler_panic_is_recorded_as_a_500_with_error_type_panic() {
+    let metrics = fresh_metrics();
+    let mut svc = ServerLayer::new()
+        .metrics(metrics)
+        .route_extractor(Fixed("/boom"))
+        .layer(service_fn(|_r: Request<()>| async {
+            if RequestContext::current().is_some() {
+                panic!("handler bug");
+            }
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+    let fut = Service::call(&mut svc, request(None));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut fut = std::pin::pin!(fut);
+        futures_poll_once(fut.as_mut())
+    }));
+    assert!(
+        outcome.is_err(),
+        "the panic propagates to whoever catches it"
+    );
+    let text = metrics_text(metrics);
+    assert_eq!(
+        sample(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/boom"),
+                ("http_response_status_code", "500"),
+                ("error_type", "panic")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "http_server_active_requests", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        RequestContext::current(),
+        None,
+        "the context is restored while unwinding"
+    );
+}
