@@ -143,6 +143,15 @@ async fn responses_and_inner_errors_are_recorded_with_route_and_status() {
     );
     assert!(!text.contains("/users/42"), "never the raw path: {text}");
     assert!(!text.contains("s3cret"), "never the query: {text}");
+    // Sampled roots (the default sampler), but no tracer installed: no span was exported, so
+    // no exemplar may point at one.
+    let mut openmetrics = Vec::new();
+    metrics
+        .encode(observe_core::metrics::Format::OpenMetrics, &mut openmetrics)
+        .unwrap();
+    assert!(!String::from_utf8(openmetrics)
+        .unwrap()
+        .contains("trace_id="));
     assert_eq!(
         sample(&text, "http_server_active_requests", &[]),
         Some(0.0),
@@ -202,8 +211,9 @@ fn futures_poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
 #[tokio::test]
 async fn a_sampled_request_exports_a_server_span_with_the_logged_ids() {
     let (tracer, spans) = collecting_tracer();
+    let metrics = fresh_metrics();
     let svc = ServerLayer::new()
-        .metrics(fresh_metrics())
+        .metrics(metrics)
         .tracer(tracer)
         .sampler(Sampler::ParentBasedAlwaysOn)
         .route_extractor(Fixed("/users/{id}"))
@@ -254,6 +264,15 @@ async fn a_sampled_request_exports_a_server_span_with_the_logged_ids() {
     assert!(
         !dump.contains("hunter2") && !dump.contains("s3cret"),
         "{dump}"
+    );
+    let mut openmetrics = Vec::new();
+    metrics
+        .encode(observe_core::metrics::Format::OpenMetrics, &mut openmetrics)
+        .unwrap();
+    let openmetrics = String::from_utf8(openmetrics).unwrap();
+    assert!(
+        openmetrics.contains(&format!("trace_id=\"{PARENT_TRACE}\"")),
+        "an exemplar points at the exported trace: {openmetrics}"
     );
     assert!(matches!(
         span.status,
