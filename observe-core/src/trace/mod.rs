@@ -609,10 +609,14 @@ mod tests {
     }
 
     #[test]
-    fn instance_id_is_uuid_v4_shaped() {
-        let id = instance_id();
+    fn instance_id_is_uuid_v4_shaped_and_one_per_process() {
+        let id = new_instance_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
-        assert_ne!(instance_id(), id);
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(new_instance_id(), id);
+        // Spans, log records and target_info must all name the same instance.
+        assert_eq!(instance_id(), instance_id());
+        assert_eq!(instance_id().len(), 36);
     }
 }
