@@ -63,17 +63,20 @@ impl RecentRequest {
     /// use observe_core::status::RecentRequest;
     /// use observe_core::otel::opentelemetry::trace::{Span, SpanKind, Tracer, TracerProvider};
     /// use observe_core::otel::opentelemetry::KeyValue;
-    /// use observe_core::otel::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    /// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use observe_core::trace::collector::SpanStore;
     ///
-    /// let exporter = InMemorySpanExporter::default();
-    /// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-    /// let mut span = provider.tracer("doc").span_builder("GET /users/{id}")
+    /// let store = std::sync::Arc::new(SpanStore::new(10));
+    /// let provider = SdkTracerProvider::builder().with_span_processor(store.processor()).build();
+    /// let tracer = provider.tracer("doc");
+    /// let mut span = tracer.span_builder("GET /users/{id}")
     ///     .with_kind(SpanKind::Server)
     ///     .with_attributes([KeyValue::new("http.route", "/users/{id}"),
     ///                       KeyValue::new("http.response.status_code", 503)])
-    ///     .start(&provider.tracer("doc"));
+    ///     .start(&tracer);
+    /// let trace_id = span.span_context().trace_id();
     /// span.end();
-    /// let data = &exporter.get_finished_spans().unwrap()[0];
+    /// let data = &store.trace(trace_id.into())[0];
     /// let req = RecentRequest::from_span(data, Duration::from_secs(1)).unwrap();
     /// assert_eq!((req.route.as_str(), req.status_code, req.failed, req.slow),
     ///            ("/users/{id}", Some(503), true, false));
@@ -261,15 +264,17 @@ impl RecentRequests {
     /// # use std::time::Duration;
     /// # use observe_core::status::RecentRequests;
     /// use observe_core::otel::opentelemetry::trace::{Span, SpanKind, Status, Tracer, TracerProvider};
-    /// use observe_core::otel::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    /// let exporter = InMemorySpanExporter::default();
-    /// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    /// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use observe_core::trace::collector::SpanStore;
+    /// let store = std::sync::Arc::new(SpanStore::new(10));
+    /// let provider = SdkTracerProvider::builder().with_span_processor(store.processor()).build();
     /// let tracer = provider.tracer("doc");
     /// let mut span = tracer.span_builder("POST /pay").with_kind(SpanKind::Server).start(&tracer);
     /// span.set_status(Status::error("card declined"));
+    /// let trace_id = span.span_context().trace_id();
     /// span.end();
     /// let r = RecentRequests::new(5, 100, Duration::from_secs(1));
-    /// assert!(r.offer_span(&exporter.get_finished_spans().unwrap()[0]));
+    /// assert!(r.offer_span(&store.trace(trace_id.into())[0]));
     /// assert_eq!(r.routes()[0].failed[0].error.as_deref(), Some("card declined"));
     /// ```
     pub fn offer_span(&self, span: &SpanData) -> bool {
