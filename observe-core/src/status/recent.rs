@@ -23,12 +23,24 @@ use crate::trace::collector::SpanStore;
 /// Longest route or error text kept per request, in bytes.
 pub(crate) const MAX_TEXT: usize = 200;
 /// The route entry that collects requests once `max_routes` routes are held.
+///
+/// ```
+/// assert_eq!(observe_core::status::OTHER_ROUTES, "(other routes)");
+/// ```
 pub const OTHER_ROUTES: &str = "(other routes)";
 
 /// One slow or failed request, as kept in a ring.
 ///
 /// Only what is safe to show: the route template (never the path or query), the status and
 /// error type, timing and ids. No header, query string or body is ever read into it.
+///
+/// Made from spans by [`RecentRequest::from_span`] (see there).
+///
+/// ```
+/// # use observe_core::status::RecentRequest;
+/// fn is_listed(r: &RecentRequest) -> bool { r.slow || r.failed }
+/// # let _ = is_listed;
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RecentRequest {
@@ -373,6 +385,13 @@ impl RecentRequests {
 }
 
 /// One route's recent slow and failed requests, newest first.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use observe_core::status::RecentRequests;
+/// let routes = RecentRequests::new(5, 100, Duration::from_millis(250)).routes();
+/// assert!(routes.iter().all(|r| r.slow.len() <= 5 && r.failed.len() <= 5));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RouteRequests {
@@ -385,6 +404,13 @@ pub struct RouteRequests {
 }
 
 /// The span processor returned by [`RecentRequests::processor`].
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use observe_core::status::{RecentProcessor, RecentRequests};
+/// let p: RecentProcessor = Arc::new(RecentRequests::new(5, 100, Duration::ZERO)).processor();
+/// # drop(p);
+/// ```
 #[derive(Debug)]
 pub struct RecentProcessor(Arc<RecentRequests>);
 
