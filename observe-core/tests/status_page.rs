@@ -375,3 +375,55 @@ fn disabled_unless_configured() {
         .unwrap();
     assert!(StatusPage::from_config(&cfg).is_some());
 }
+
+#[test]
+fn grpc_methods_get_rows_of_their_own() {
+    use observe_core::metrics::{GrpcCode, RpcLabels, RpcMethod};
+    use observe_core::status::RowKind;
+    let metrics = Metrics::new(MetricsConfig::default()).leak();
+    let page = StatusPage::builder()
+        .metrics(metrics)
+        .no_span_store()
+        .build();
+    let method = RpcMethod::intern("shop.Cart/Add");
+    for code in [
+        GrpcCode::Ok,
+        GrpcCode::Ok,
+        GrpcCode::NotFound,
+        GrpcCode::Unavailable,
+    ] {
+        metrics.rpc_server().record(
+            RpcLabels {
+                method,
+                code,
+                error: None,
+            },
+            Duration::from_millis(40),
+            None,
+        );
+    }
+    metrics.rpc_client().record(
+        RpcLabels {
+            method: RpcMethod::intern("stock.Stock/Reserve"),
+            code: GrpcCode::NotFound,
+            error: None,
+        },
+        Duration::from_millis(5),
+        None,
+    );
+    let rows = page.snapshot().rows;
+    let server = rows.iter().find(|r| r.kind == RowKind::GrpcServer).unwrap();
+    assert_eq!((server.method, server.name), ("", "shop.Cart/Add"));
+    // Server side, NOT_FOUND is the caller's problem; UNAVAILABLE is ours.
+    assert_eq!((server.count, server.errors), (4, 1));
+    let client = rows.iter().find(|r| r.kind == RowKind::GrpcClient).unwrap();
+    assert_eq!(
+        (client.name, client.errors),
+        ("stock.Stock/Reserve", 1),
+        "client side every non-OK code fails"
+    );
+    let html = page.render_html();
+    assert!(
+        html.contains("data-kind=\"grpc_server\" data-method=\"\" data-route=\"shop.Cart/Add\"")
+    );
+}
