@@ -414,3 +414,50 @@ fn waterfall_uses_the_service_name_attribute_and_the_default_and_is_bounded() {
     assert!(w.truncated);
     assert_eq!(w.spans.len(), observe_core::status::MAX_WATERFALL_SPANS);
 }
+
+#[test]
+fn a_page_fed_by_its_processor_does_not_rescan_the_store() {
+    use observe_core::metrics::{Metrics, MetricsConfig};
+    use observe_core::status::StatusPage;
+    let store = Arc::new(SpanStore::new(100));
+    let page = StatusPage::builder()
+        .metrics(Metrics::new(MetricsConfig::default()).leak())
+        .span_store(Arc::clone(&store))
+        .build();
+    // A slow request that reached only the store: a page reading the store lists it...
+    let provider = store_provider(&store);
+    server(
+        &provider.tracer("svc"),
+        "/only-in-store",
+        200,
+        900 * MS,
+        Duration::ZERO,
+    );
+    page.tick();
+    assert_eq!(page.recent().len(), 1);
+    // ...but once the rings have their own processor, the page relies on it alone.
+    let fed = StatusPage::builder()
+        .metrics(Metrics::new(MetricsConfig::default()).leak())
+        .span_store(Arc::clone(&store))
+        .build();
+    let direct = SdkTracerProvider::builder()
+        .with_span_processor(fed.recent().processor())
+        .with_span_processor(store.processor())
+        .build();
+    fed.tick();
+    assert!(fed.recent().is_empty(), "the store was not scanned");
+    server(
+        &direct.tracer("svc"),
+        "/direct",
+        200,
+        900 * MS,
+        Duration::ZERO,
+    );
+    let snap = fed.snapshot();
+    assert_eq!(snap.recent.len(), 1);
+    assert_eq!(snap.recent[0].route, "/direct");
+    assert!(
+        snap.recent[0].slow[0].waterfall.is_some(),
+        "waterfalls still come from the store"
+    );
+}

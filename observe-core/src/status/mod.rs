@@ -417,8 +417,9 @@ impl StatusPage {
         &self.inner.json_path
     }
 
-    /// The rings of recent slow and failed requests (for feeding them from a span processor,
-    /// see [`RecentRequests::processor`]).
+    /// The rings of recent slow and failed requests. Adding `page.recent().processor()` to
+    /// the tracer provider feeds them directly, and the page then no longer scans the span
+    /// store for new requests (see [`RecentRequests::processor`]).
     ///
     /// ```
     /// let page = observe_core::status::StatusPage::builder().build();
@@ -446,8 +447,10 @@ impl StatusPage {
     pub fn tick(&self) {
         let reading = Reading::read(self.inner.metrics);
         self.sample(Instant::now(), &reading);
-        if let Some(store) = self.store() {
-            self.inner.recent.ingest(&store);
+        if !self.inner.recent.fed_directly() {
+            if let Some(store) = self.store() {
+                self.inner.recent.ingest(&store);
+            }
         }
     }
 
@@ -485,8 +488,11 @@ impl StatusPage {
         };
         self.sample(now, &reading);
         let store = self.store();
-        if let Some(store) = &store {
-            self.inner.recent.ingest(store);
+        match &store {
+            Some(store) if !self.inner.recent.fed_directly() => {
+                self.inner.recent.ingest(store);
+            }
+            _ => {}
         }
         let recent = model::with_waterfalls(self.inner.recent.routes(), |id| {
             let spans = store.as_ref()?.trace(id);

@@ -9,6 +9,7 @@
 //! it renders.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -206,6 +207,8 @@ pub struct RecentRequests {
     max_routes: usize,
     slow_threshold: Duration,
     routes: Mutex<HashMap<String, RouteRing>>,
+    // Set once a processor feeds the rings: reading the store is then unnecessary.
+    fed_directly: AtomicBool,
 }
 
 impl RecentRequests {
@@ -217,6 +220,7 @@ impl RecentRequests {
             max_routes: max_routes.max(1),
             slow_threshold,
             routes: Mutex::new(HashMap::new()),
+            fed_directly: AtomicBool::new(false),
         }
     }
 
@@ -368,7 +372,9 @@ impl RecentRequests {
 
     /// A span processor that offers every finished span to these rings, for a tracer provider
     /// that should feed them directly (no request is missed even when the span store evicts
-    /// it before the page reads it).
+    /// it before the page reads it). Once one is made, [`RecentRequests::fed_directly`] is
+    /// true and the status page stops reading the store for new requests (which holds the
+    /// store's lock for a few milliseconds with thousands of spans), so install it.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -380,7 +386,22 @@ impl RecentRequests {
     /// # drop(provider);
     /// ```
     pub fn processor(self: &Arc<Self>) -> RecentProcessor {
+        self.fed_directly.store(true, Ordering::Release);
         RecentProcessor(Arc::clone(self))
+    }
+
+    /// Whether a processor from [`RecentRequests::processor`] feeds these rings.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use observe_core::status::RecentRequests;
+    /// let recent = Arc::new(RecentRequests::new(5, 100, Duration::ZERO));
+    /// assert!(!recent.fed_directly());
+    /// let _processor = recent.processor();
+    /// assert!(recent.fed_directly());
+    /// ```
+    pub fn fed_directly(&self) -> bool {
+        self.fed_directly.load(Ordering::Acquire)
     }
 }
 
