@@ -461,3 +461,30 @@ fn a_page_fed_by_its_processor_does_not_rescan_the_store() {
         "waterfalls still come from the store"
     );
 }
+
+#[test]
+fn a_grpc_server_span_is_listed_by_method_with_its_status_name() {
+    let s = Spans::new();
+    let t = s.tracer("svc");
+    let t0 = SystemTime::now();
+    span(
+        &t,
+        &Context::new(),
+        "shop.Cart/Add",
+        SpanKind::Server,
+        vec![
+            KeyValue::new("rpc.system.name", "grpc"),
+            KeyValue::new("rpc.method", "shop.Cart/Add"),
+            KeyValue::new("rpc.response.status_code", "UNAVAILABLE"),
+            KeyValue::new("error.type", "UNAVAILABLE"),
+        ],
+        t0,
+        Duration::ZERO,
+        MS,
+    );
+    let req = RecentRequest::from_span(&s.finished()[0], 250 * MS).unwrap();
+    assert_eq!(req.route, "shop.Cart/Add");
+    assert_eq!(req.grpc_status.as_deref(), Some("UNAVAILABLE"));
+    assert_eq!(req.status_code, None);
+    assert!(req.failed && !req.slow);
+}

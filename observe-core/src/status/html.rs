@@ -221,9 +221,11 @@ fn render_request(h: &mut String, what: &str, v: &RequestView, open: bool) {
     let req = &v.request;
     let trace = req.trace_id.to_hex();
     let trace = std::str::from_utf8(&trace).unwrap_or("");
-    let status = req
-        .status_code
-        .map_or_else(|| "no response".to_owned(), |c| c.to_string());
+    let status = match (&req.grpc_status, req.status_code) {
+        (Some(g), _) => escape(g),
+        (None, Some(c)) => c.to_string(),
+        (None, None) => "no response".to_owned(),
+    };
     let _ = write!(
         h,
         "<details class=\"request {what}\" data-trace-id=\"{trace}\"{open}><summary>\

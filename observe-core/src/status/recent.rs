@@ -53,8 +53,11 @@ pub struct RecentRequest {
     pub route: String,
     /// The span name (`GET /users/{id}`), at most 200 bytes.
     pub name: String,
-    /// `http.response.status_code` (or the gRPC status code) when one was sent.
+    /// `http.response.status_code` (or a numeric `rpc.grpc.status_code`) when one was sent.
     pub status_code: Option<i64>,
+    /// The gRPC status by name (`rpc.response.status_code`, e.g. `UNAVAILABLE`), at most 200
+    /// bytes.
+    pub grpc_status: Option<String>,
     /// `error.type` or the span's error description, at most 200 bytes.
     pub error: Option<String>,
     /// How long the request took.
@@ -108,17 +111,15 @@ impl RecentRequest {
             Some(v) => v.as_str().into_owned(),
             None => span.name.to_string(),
         };
-        let status_code = [
-            "http.response.status_code",
-            "rpc.grpc.status_code",
-            "rpc.response.status_code",
-        ]
-        .iter()
-        .find_map(|k| match attr(k) {
-            Some(Value::I64(n)) => Some(*n),
-            Some(Value::String(s)) => s.as_str().parse().ok(),
-            _ => None,
-        });
+        let status_code = ["http.response.status_code", "rpc.grpc.status_code"]
+            .iter()
+            .find_map(|k| match attr(k) {
+                Some(Value::I64(n)) => Some(*n),
+                Some(Value::String(s)) => s.as_str().parse().ok(),
+                _ => None,
+            });
+        let grpc_status =
+            attr("rpc.response.status_code").map(|v| truncate(v.as_str().into_owned()));
         let error = match (&span.status, attr("error.type")) {
             (_, Some(v)) => Some(v.as_str().into_owned()),
             (Status::Error { description }, None) => Some(if description.is_empty() {
@@ -142,6 +143,7 @@ impl RecentRequest {
             route: truncate(route),
             name: truncate(span.name.to_string()),
             status_code,
+            grpc_status,
             error: error.map(truncate),
             duration,
             end: span.end_time,
