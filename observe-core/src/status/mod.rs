@@ -367,6 +367,31 @@ impl StatusPageBuilder {
     }
 }
 
+/// The page [`init`](crate::init::init) installed (when the config enables it), served by
+/// `observe_axum::metrics_router()` and [`metrics::serve`](crate::metrics::serve).
+///
+/// ```
+/// // Nothing installed in this process: the routers serve no status page.
+/// assert!(observe_core::status::global().is_none());
+/// ```
+pub fn global() -> Option<&'static StatusPage> {
+    GLOBAL.get()
+}
+
+/// Installs `page` as the process's page; `false` when one was installed already.
+///
+/// ```
+/// use observe_core::status::{self, StatusPage};
+/// assert!(status::set_global(StatusPage::builder().no_span_store().build()));
+/// assert!(!status::set_global(StatusPage::builder().build()));
+/// assert!(status::global().is_some());
+/// ```
+pub fn set_global(page: StatusPage) -> bool {
+    GLOBAL.set(page).is_ok()
+}
+
+static GLOBAL: std::sync::OnceLock<StatusPage> = std::sync::OnceLock::new();
+
 impl StatusPage {
     /// A builder with defaults.
     ///
