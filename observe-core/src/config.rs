@@ -546,7 +546,12 @@ impl Config {
                     "service.name" => self.service_name = Some(val),
                     "service.version" => self.service_version = Some(val),
                     "deployment.environment.name" => self.deployment_environment = Some(val),
-                    _ => self.resource_attributes.push((k, val)),
+                    // Replace rather than append, so applying the environment twice
+                    // (e.g. `from_env()` then `init`) leaves one value per key.
+                    _ => match self.resource_attributes.iter_mut().find(|(ek, _)| *ek == k) {
+                        Some(existing) => existing.1 = val,
+                        None => self.resource_attributes.push((k, val)),
+                    },
                 }
             }
         }

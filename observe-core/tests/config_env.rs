@@ -501,3 +501,12 @@ fn hostile_values_are_refused_not_panicked_on() {
     let msg = err(&[("OTEL_SDK_DISABLED", "x\nINFO fake")]);
     assert!(!msg.contains('\n'), "{msg}");
 }
+
+#[test]
+fn applying_the_environment_twice_keeps_one_value_per_key() {
+    let vars = [("OTEL_RESOURCE_ATTRIBUTES", "team=a,region=eu")];
+    let once = with(&vars).unwrap();
+    let twice = with_base(once.clone(), &vars).unwrap();
+    assert_eq!(twice.resource_attributes, once.resource_attributes);
+    assert_eq!(twice.resource_attributes.len(), 2);
+}
