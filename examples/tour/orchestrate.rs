@@ -25,15 +25,15 @@ use super::spans::{SpanRecord, Trace};
 use super::TourError;
 
 /// How long a service may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a service may take to flush and exit once asked to.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Log lines kept from all services together; older lines are dropped past this.
-const MAX_LOG_LINES: usize = 50_000;
+pub const MAX_LOG_LINES: usize = 50_000;
 /// Requests in flight at once during the burst.
-const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 8;
 /// Per-request timeout during the burst.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where one running service listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
