@@ -101,6 +101,7 @@ struct Running {
     role: Role,
     child: Child,
     stdin: Option<ChildStdin>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The three services, running. Dropping this stops them (gracefully, then by force): no
@@ -160,14 +161,22 @@ impl Services {
         })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
-        self.running.push(Running { role, child, stdin });
+        self.running.push(Running {
+            role,
+            child,
+            stdin,
+            reader: None,
+        });
         let stdout = stdout.ok_or(TourError::Setup("child stdout not captured"))?;
 
         let (ready_tx, ready_rx) = mpsc::channel::<ServiceInfo>();
         let logs = Arc::clone(&self.logs);
-        std::thread::Builder::new()
+        let reader = std::thread::Builder::new()
             .name(format!("tour-{role}-stdout"))
             .spawn(move || read_stdout(role, stdout, ready_tx, logs))?;
+        if let Some(r) = self.running.last_mut() {
+            r.reader = Some(reader);
+        }
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(info) => Ok(info),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -241,7 +250,7 @@ impl Services {
     }
 
     /// Stops every service: closes its stdin (it flushes and exits), then kills what is still
-    /// running after [`STOP_TIMEOUT`].
+    /// running after [`STOP_TIMEOUT`]. Returns once every line they wrote has been read.
     pub fn stop(&mut self) {
         for r in &mut self.running {
             r.stdin.take();
@@ -258,6 +267,10 @@ impl Services {
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 }
+            }
+            // The child is gone, so its stdout reaches end of file: the reader finishes.
+            if let Some(reader) = r.reader.take() {
+                let _ = reader.join();
             }
         }
         self.running.clear();
