@@ -7,7 +7,7 @@ mod http_harness;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -23,7 +23,7 @@ use observe_core::trace::{self, Sampler};
 use observe_tests::otlp::{Mode, OtlpReceiver};
 
 /// trace::install and the drop counter are process-wide: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Correctness bound, not a benchmark: a request must never wait for the collector.
 const PROMPT: Duration = Duration::from_secs(2);
@@ -125,7 +125,7 @@ fn named(spans: &[serde_json::Value], route: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_collector_never_slows_requests_and_every_drop_is_on_metrics() {
-    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _s = SERIAL.lock().await;
     let Some(receiver) = OtlpReceiver::start() else {
         return;
     };
@@ -180,7 +180,7 @@ async fn stalled_collector_never_slows_requests_and_every_drop_is_on_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_delivers_every_span_finished_before_it() {
-    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _s = SERIAL.lock().await;
     let Some(receiver) = OtlpReceiver::start() else {
         return;
     };
@@ -236,7 +236,7 @@ async fn shutdown_under_load_delivers_every_span_finished_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_keeps_its_deadline_when_the_collector_hangs_under_load() {
-    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _s = SERIAL.lock().await;
     let Some(receiver) = OtlpReceiver::start() else {
         return;
     };
