@@ -134,6 +134,17 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     install_propagator(&config);
+    // Metrics first: the layers record into the global registry from the first request, and
+    // trace::install builds the status page, whose builder reads the global registry.
+    // A registry already created (by a layer used before init) keeps its configuration.
+    let _ = crate::metrics::Metrics::init_global(crate::metrics::MetricsConfig {
+        cardinality_limit: config.metrics_max_series,
+        resource: trace::resource(&config)
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_str().into_owned()))
+            .collect(),
+        ..Default::default()
+    });
     let trace = match trace::install(&config) {
         Ok(t) => t,
         Err(e) => {
@@ -151,16 +162,6 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
                 reason: e.to_string(),
             })
         })?;
-    // Metrics first: the layers record into the global registry from the first request.
-    // A registry already created (by a layer used before init) keeps its configuration.
-    let _ = crate::metrics::Metrics::init_global(crate::metrics::MetricsConfig {
-        cardinality_limit: config.metrics_max_series,
-        resource: trace::resource(&config)
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.as_str().into_owned()))
-            .collect(),
-        ..Default::default()
-    });
     let (log_layer, log_output) = match log_layer(&config) {
         Ok(l) => l,
         Err(e) => {
