@@ -120,7 +120,10 @@ async fn serve(args: RoleArgs) -> Result<(), TourError> {
             let metrics_port = metrics.local_addr()?.port();
             tokio::spawn(metrics.run());
             let shop = backend::Shop::new(upstream, args.fault, placed).into_service();
-            let incoming = tonic::transport::server::TcpIncoming::from(main);
+            // TCP_NODELAY as tonic's own `serve(addr)` sets it: without it, Nagle's algorithm
+            // holds the trailers (grpc-status) back until the client ACKs, tens of ms per call.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(main).with_nodelay(Some(true));
             let task = tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .layer(observe_tonic::server_layer())
