@@ -86,6 +86,8 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .hist span{flex:1;background:var(--bar);min-height:1px}
 .hist span.zero{background:var(--line)}
 .err{color:var(--err);font-weight:600}
+td.over{color:#b54708;font-weight:600}
+.axis{display:flex;justify-content:space-between;width:150px;font-size:9px;color:var(--muted)}
 .badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:11px;background:var(--line)}
 .badge.failed{background:#fee4e2;color:var(--err)}.badge.slow{background:#fef0c7;color:#b54708}
 details{border:1px solid var(--line);border-radius:6px;margin:4px 0;padding:4px 8px}
@@ -121,14 +123,14 @@ pub(crate) fn render(s: &StatusSnapshot, json_href: &str) -> String {
         fmt_dur(s.slow_threshold),
         escape(json_href),
     );
-    render_rows(&mut h, &s.rows);
+    render_rows(&mut h, &s.rows, s.slow_threshold);
     render_recent(&mut h, s);
     render_health(&mut h, s);
     h.push_str("</body></html>\n");
     h
 }
 
-fn render_rows(h: &mut String, rows: &[RouteRow]) {
+fn render_rows(h: &mut String, rows: &[RouteRow], slow: Duration) {
     h.push_str("<section id=\"red\"><h2>Requests</h2>");
     if rows.is_empty() {
         h.push_str("<p class=\"note\" id=\"no-requests\">No requests recorded yet.</p></section>");
@@ -151,12 +153,17 @@ fn render_rows(h: &mut String, rows: &[RouteRow]) {
         } else {
             ""
         };
+        let slow_class = if r.p99.is_some_and(|p| p >= slow.as_secs_f64()) {
+            " over"
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr class=\"route\" data-kind=\"{kind}\" data-method=\"{method}\" data-route=\"{name}\">\
              <td>{kind}</td><td>{method}</td><td class=\"name\"><code>{name}</code></td>\
              <td class=\"num rate\">{rate:.2}</td><td class=\"num ratio{err_class}\">{ratio}</td>\
-             <td class=\"num p50\">{p50}</td><td class=\"num p90\">{p90}</td><td class=\"num p99\">{p99}</td>\
+             <td class=\"num p50\">{p50}</td><td class=\"num p90\">{p90}</td><td class=\"num p99{slow_class}\">{p99}</td>\
              <td class=\"num count\">{count}</td><td><div class=\"hist\" role=\"img\" aria-label=\"latency histogram\">",
             kind = r.kind.as_str(),
             method = escape(r.method),
@@ -176,7 +183,9 @@ fn render_rows(h: &mut String, rows: &[RouteRow]) {
                 escape(&bucket_label(i)),
             );
         }
-        h.push_str("</div></td></tr>");
+        h.push_str(
+            "</div><div class=\"axis\"><span>≤ 5 ms</span><span>&gt; 10 s</span></div></td></tr>",
+        );
     }
     h.push_str("</tbody></table></section>");
 }
@@ -196,9 +205,11 @@ fn render_recent(h: &mut String, s: &StatusSnapshot) {
             "<div class=\"recent-route\" data-route=\"{0}\"><h3><code>{0}</code></h3>",
             escape(&r.route)
         );
+        // The newest request of each route starts unfolded, so its waterfall is in view.
+        let mut first = true;
         for (what, list) in [("failed", &r.failed), ("slow", &r.slow)] {
             for v in list {
-                render_request(h, what, v);
+                render_request(h, what, v, std::mem::take(&mut first));
             }
         }
         h.push_str("</div>");
@@ -206,24 +217,37 @@ fn render_recent(h: &mut String, s: &StatusSnapshot) {
     h.push_str("</section>");
 }
 
-fn render_request(h: &mut String, what: &str, v: &RequestView) {
+fn render_request(h: &mut String, what: &str, v: &RequestView, open: bool) {
     let req = &v.request;
     let trace = req.trace_id.to_hex();
     let trace = std::str::from_utf8(&trace).unwrap_or("");
-    let status = req
-        .status_code
-        .map_or_else(|| "no response".to_owned(), |c| c.to_string());
+    let status = match (&req.grpc_status, req.status_code) {
+        (Some(g), _) => escape(g),
+        (None, Some(c)) => c.to_string(),
+        (None, None) => "no response".to_owned(),
+    };
     let _ = write!(
         h,
-        "<details class=\"request {what}\" data-trace-id=\"{trace}\"><summary>\
+        "<details class=\"request {what}\" data-trace-id=\"{trace}\"{open}><summary>\
          <span class=\"badge {what}\">{what}</span> <code class=\"trace-id\">{trace}</code> \
          <span class=\"span-name\">{name}</span> · status <span class=\"status\">{status}</span> · \
          <span class=\"duration\">{dur}</span>",
         name = escape(&req.name),
         dur = fmt_dur(req.duration),
+        open = if open { " open" } else { "" },
     );
     if let Some(e) = &req.error {
         let _ = write!(h, " · <span class=\"err error\">{}</span>", escape(e));
+    }
+    if let Some(top) = v.waterfall.as_ref().and_then(|w| w.services.first()) {
+        if v.waterfall.as_ref().is_some_and(|w| w.services.len() > 1) {
+            let _ = write!(
+                h,
+                " · most time in <b class=\"top-service\">{}</b> ({:.0}%)",
+                escape(&top.service),
+                top.share * 100.0
+            );
+        }
     }
     h.push_str("</summary>");
     match &v.waterfall {

@@ -24,6 +24,7 @@ fn request(v: &RequestView) -> Value {
         "route": r.route,
         "name": r.name,
         "status_code": r.status_code,
+        "grpc_status": r.grpc_status,
         "error": r.error,
         "duration_seconds": secs(r.duration),
         "end_unix_seconds": r.end.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),

@@ -82,9 +82,19 @@ pub use waterfall::{ServiceShare, Waterfall, WaterfallSpan, MAX_WATERFALL_SPANS}
 use model::{RateWindow, Reading};
 
 /// The path the page answers by default; the JSON form is at the same path plus `.json`.
+///
+/// ```
+/// assert_eq!(observe_core::status::DEFAULT_PATH, "/observe");
+/// ```
 pub const DEFAULT_PATH: &str = "/observe";
 
 /// Reports the span export queue's use, for the health section.
+///
+/// ```
+/// use observe_core::status::{QueueProbe, QueueUse};
+/// let probe: QueueProbe = std::sync::Arc::new(|| None::<QueueUse>);
+/// assert!(probe().is_none());
+/// ```
 pub type QueueProbe = Arc<dyn Fn() -> Option<QueueUse> + Send + Sync>;
 
 /// Where the page finds its span store.
@@ -109,6 +119,12 @@ struct Inner {
 }
 
 /// The status page. Cheap to clone (shared state); see the [module docs](self).
+///
+/// ```
+/// let page = observe_core::status::StatusPage::builder().service_name("checkout").build();
+/// let clone = page.clone(); // shares the rings and the rate window
+/// assert!(clone.render_html().contains("<h1 id=\"service\">checkout</h1>"));
+/// ```
 #[derive(Clone)]
 pub struct StatusPage {
     inner: Arc<Inner>,
@@ -181,6 +197,12 @@ impl Default for StatusPageBuilder {
 
 impl StatusPageBuilder {
     /// The metrics to read (default: [`Metrics::global`]).
+    ///
+    /// ```
+    /// let metrics = observe_core::metrics::Metrics::new(Default::default()).leak();
+    /// let page = observe_core::status::StatusPage::builder().metrics(metrics).build();
+    /// assert!(page.snapshot().rows.is_empty());
+    /// ```
     pub fn metrics(mut self, metrics: &'static Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -188,12 +210,25 @@ impl StatusPageBuilder {
 
     /// The span store to read recent requests and waterfalls from (default: the one
     /// [`crate::trace::install`] installs, looked up at each render).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use observe_core::trace::collector::SpanStore;
+    /// let store = Arc::new(SpanStore::new(1000));
+    /// let page = observe_core::status::StatusPage::builder().span_store(store).build();
+    /// assert_eq!(page.snapshot().health.span_store_len, Some(0));
+    /// ```
     pub fn span_store(mut self, store: Arc<SpanStore>) -> Self {
         self.store = StoreSource::Fixed(Some(store));
         self
     }
 
     /// Reads no span store: the page then shows RED and health only.
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().no_span_store().build();
+    /// assert_eq!(page.snapshot().health.span_store_len, None);
+    /// ```
     pub fn no_span_store(mut self) -> Self {
         self.store = StoreSource::Fixed(None);
         self
@@ -201,18 +236,34 @@ impl StatusPageBuilder {
 
     /// Answers peers that are not on loopback too (default `false`: 403 for them). Only
     /// turn this on behind something that authenticates.
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().allow_remote(true).build();
+    /// let req = http::Request::get("/observe").body(()).unwrap();
+    /// assert_eq!(page.handle(&req, Some("10.0.0.7:4000".parse().unwrap())).unwrap().status(), 200);
+    /// ```
     pub fn allow_remote(mut self, allow: bool) -> Self {
         self.allow_remote = allow;
         self
     }
 
     /// The service name shown in the title and used for spans without one.
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().service_name("checkout").build();
+    /// assert_eq!(page.snapshot().service, "checkout");
+    /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service = name.into();
         self
     }
 
     /// The HTML path (default `/observe`); the JSON is at the same path plus `.json`.
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().path("debug/status").build();
+    /// assert_eq!((page.path(), page.json_path()), ("/debug/status", "/debug/status.json"));
+    /// ```
     pub fn path(mut self, path: impl Into<String>) -> Self {
         let mut path = path.into();
         if !path.starts_with('/') {
@@ -223,24 +274,48 @@ impl StatusPageBuilder {
     }
 
     /// Requests at least this long are listed as slow (default 250 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let page = observe_core::status::StatusPage::builder().slow_threshold(Duration::from_millis(50)).build();
+    /// assert_eq!(page.recent().slow_threshold(), Duration::from_millis(50));
+    /// ```
     pub fn slow_threshold(mut self, threshold: Duration) -> Self {
         self.slow_threshold = threshold;
         self
     }
 
     /// How many slow and how many failed requests are kept per route (default 5 each).
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().recent_per_route(20).build();
+    /// # let _ = page;
+    /// ```
     pub fn recent_per_route(mut self, n: usize) -> Self {
         self.per_route = n;
         self
     }
 
     /// How many routes keep recent requests (default 100; later ones share one entry).
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().max_routes(20).build();
+    /// # let _ = page;
+    /// ```
     pub fn max_routes(mut self, n: usize) -> Self {
         self.max_routes = n;
         self
     }
 
     /// The rate window and the spacing of its samples (default 60 s and 10 s).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let page = observe_core::status::StatusPage::builder()
+    ///     .rate_window(Duration::from_secs(300), Duration::from_secs(15))
+    ///     .build();
+    /// assert!(page.snapshot().window < Duration::from_secs(300));
+    /// ```
     pub fn rate_window(mut self, window: Duration, sample_interval: Duration) -> Self {
         self.window = window;
         self.interval = sample_interval;
@@ -248,12 +323,25 @@ impl StatusPageBuilder {
     }
 
     /// A probe reporting the span export queue's use, shown in the health section.
+    ///
+    /// ```
+    /// use observe_core::status::{QueueUse, StatusPage};
+    /// let page = StatusPage::builder()
+    ///     .export_queue(std::sync::Arc::new(|| Some(QueueUse { len: 0, capacity: 2048 })))
+    ///     .build();
+    /// assert!(page.render_html().contains("0 / 2048"));
+    /// ```
     pub fn export_queue(mut self, probe: QueueProbe) -> Self {
         self.export_queue = Some(probe);
         self
     }
 
     /// Builds the page and takes the first rate sample.
+    ///
+    /// ```
+    /// let page = observe_core::status::StatusPage::builder().build();
+    /// assert_eq!(page.path(), "/observe");
+    /// ```
     pub fn build(self) -> StatusPage {
         let metrics = self.metrics.unwrap_or_else(Metrics::global);
         let mut rates = RateWindow::new(self.window, self.interval);
@@ -278,6 +366,31 @@ impl StatusPageBuilder {
         }
     }
 }
+
+/// The page [`init`](crate::init::init) installed (when the config enables it), served by
+/// `observe_axum::metrics_router()` and [`metrics::serve`](crate::metrics::serve).
+///
+/// ```
+/// // Nothing installed in this process: the routers serve no status page.
+/// assert!(observe_core::status::global().is_none());
+/// ```
+pub fn global() -> Option<&'static StatusPage> {
+    GLOBAL.get()
+}
+
+/// Installs `page` as the process's page; `false` when one was installed already.
+///
+/// ```
+/// use observe_core::status::{self, StatusPage};
+/// assert!(status::set_global(StatusPage::builder().no_span_store().build()));
+/// assert!(!status::set_global(StatusPage::builder().build()));
+/// assert!(status::global().is_some());
+/// ```
+pub fn set_global(page: StatusPage) -> bool {
+    GLOBAL.set(page).is_ok()
+}
+
+static GLOBAL: std::sync::OnceLock<StatusPage> = std::sync::OnceLock::new();
 
 impl StatusPage {
     /// A builder with defaults.
@@ -329,8 +442,9 @@ impl StatusPage {
         &self.inner.json_path
     }
 
-    /// The rings of recent slow and failed requests (for feeding them from a span processor,
-    /// see [`RecentRequests::processor`]).
+    /// The rings of recent slow and failed requests. Adding `page.recent().processor()` to
+    /// the tracer provider feeds them directly, and the page then no longer scans the span
+    /// store for new requests (see [`RecentRequests::processor`]).
     ///
     /// ```
     /// let page = observe_core::status::StatusPage::builder().build();
@@ -358,8 +472,10 @@ impl StatusPage {
     pub fn tick(&self) {
         let reading = Reading::read(self.inner.metrics);
         self.sample(Instant::now(), &reading);
-        if let Some(store) = self.store() {
-            self.inner.recent.ingest(&store);
+        if !self.inner.recent.fed_directly() {
+            if let Some(store) = self.store() {
+                self.inner.recent.ingest(&store);
+            }
         }
     }
 
@@ -397,8 +513,11 @@ impl StatusPage {
         };
         self.sample(now, &reading);
         let store = self.store();
-        if let Some(store) = &store {
-            self.inner.recent.ingest(store);
+        match &store {
+            Some(store) if !self.inner.recent.fed_directly() => {
+                self.inner.recent.ingest(store);
+            }
+            _ => {}
         }
         let recent = model::with_waterfalls(self.inner.recent.routes(), |id| {
             let spans = store.as_ref()?.trace(id);
@@ -536,6 +655,13 @@ impl StatusPage {
 }
 
 /// Stops the sampler thread of [`StatusPage::spawn_sampler`] when dropped.
+///
+/// ```
+/// # use std::time::Duration;
+/// let page = observe_core::status::StatusPage::builder().no_span_store().build();
+/// let handle = page.spawn_sampler(Duration::from_secs(10)).unwrap();
+/// drop(handle); // the thread stops now, not at the next tick
+/// ```
 #[derive(Debug)]
 pub struct SamplerHandle {
     stop: Arc<AtomicBool>,

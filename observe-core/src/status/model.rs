@@ -12,6 +12,11 @@ use super::waterfall::Waterfall;
 use crate::context::TraceId;
 
 /// Which instrument a row comes from.
+///
+/// ```
+/// # use observe_core::status::RowKind;
+/// assert!(RowKind::HttpServer < RowKind::HttpClient, "served requests are listed first");
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RowKind {
     /// Requests this process served over HTTP, per method and route.
@@ -42,10 +47,22 @@ impl RowKind {
 }
 
 /// The row name of requests that matched no route.
+///
+/// ```
+/// assert_eq!(observe_core::status::UNMATCHED, "(unmatched)");
+/// ```
 pub const UNMATCHED: &str = "(unmatched)";
 /// The row name of the overflow series (past the cardinality limit).
+///
+/// ```
+/// assert_eq!(observe_core::status::OVERFLOW, "(overflow)");
+/// ```
 pub const OVERFLOW: &str = "(overflow)";
 /// The row name of client calls without a server address.
+///
+/// ```
+/// assert_eq!(observe_core::status::UNKNOWN_SERVER, "(unknown)");
+/// ```
 pub const UNKNOWN_SERVER: &str = "(unknown)";
 
 /// Identifies a row: kind, method (`GET`; empty for gRPC) and name. Every part is a
@@ -65,6 +82,25 @@ pub(crate) struct Totals {
 /// `rate` and `error_ratio` are over [`StatusSnapshot::window`]; counts, the latency
 /// quantiles and the buckets are over the life of the process, read from the same histograms
 /// that `/metrics` serves.
+///
+/// ```
+/// use std::time::Duration;
+/// use observe_core::metrics::{HttpMethod, HttpServerLabels, Metrics, Route, UrlScheme};
+/// use observe_core::status::{RowKind, StatusPage};
+///
+/// let metrics = Metrics::new(Default::default()).leak();
+/// let page = StatusPage::builder().metrics(metrics).no_span_store().build();
+/// for status in [200, 200, 200, 503] {
+///     metrics.http_server().record(
+///         HttpServerLabels { method: HttpMethod::Get, scheme: UrlScheme::Http,
+///             route: Some(Route::intern("/cart")), status, error: None },
+///         Duration::from_millis(30), None);
+/// }
+/// let row = &page.snapshot().rows[0];
+/// assert_eq!((row.kind, row.method, row.name), (RowKind::HttpServer, "GET", "/cart"));
+/// assert_eq!((row.count, row.errors, row.error_ratio), (4, 1, Some(0.25)));
+/// assert!(row.p50.unwrap() > 0.025 && row.p50.unwrap() <= 0.05);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RouteRow {
@@ -97,6 +133,15 @@ pub struct RouteRow {
 }
 
 /// An export queue's fill level.
+///
+/// ```
+/// use std::sync::Arc;
+/// use observe_core::status::{QueueUse, StatusPage};
+/// let page = StatusPage::builder()
+///     .export_queue(Arc::new(|| Some(QueueUse { len: 3, capacity: 2048 })))
+///     .build();
+/// assert_eq!(page.snapshot().health.export_queue, Some(QueueUse { len: 3, capacity: 2048 }));
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct QueueUse {
     /// Items queued now.
@@ -106,6 +151,13 @@ pub struct QueueUse {
 }
 
 /// The SDK's own health.
+///
+/// ```
+/// let page = observe_core::status::StatusPage::builder().no_span_store().build();
+/// let health = page.snapshot().health;
+/// assert_eq!(health.span_store_len, None);
+/// assert_eq!(health.series.len(), 4);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Health {
@@ -128,6 +180,13 @@ pub struct Health {
 }
 
 /// A slow or failed request with its waterfall (when its spans are still stored).
+///
+/// ```
+/// let page = observe_core::status::StatusPage::builder().no_span_store().build();
+/// let snap = page.snapshot();
+/// assert!(snap.recent.is_empty(), "no span store, no recent requests");
+/// assert_eq!(snap.slow_threshold, std::time::Duration::from_millis(250));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RequestView {
@@ -138,6 +197,13 @@ pub struct RequestView {
 }
 
 /// One route's recent slow and failed requests, each with its waterfall.
+///
+/// ```
+/// let page = observe_core::status::StatusPage::builder().no_span_store().build();
+/// let snap = page.snapshot();
+/// assert!(snap.recent.is_empty(), "no span store, no recent requests");
+/// assert_eq!(snap.slow_threshold, std::time::Duration::from_millis(250));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RouteRecent {
@@ -150,6 +216,13 @@ pub struct RouteRecent {
 }
 
 /// Everything the page shows, read at one instant. Both renderers read this.
+///
+/// ```
+/// let page = observe_core::status::StatusPage::builder().no_span_store().build();
+/// let snap = page.snapshot();
+/// assert!(snap.recent.is_empty(), "no span store, no recent requests");
+/// assert_eq!(snap.slow_threshold, std::time::Duration::from_millis(250));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct StatusSnapshot {

@@ -9,6 +9,7 @@
 //! it renders.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -23,12 +24,24 @@ use crate::trace::collector::SpanStore;
 /// Longest route or error text kept per request, in bytes.
 pub(crate) const MAX_TEXT: usize = 200;
 /// The route entry that collects requests once `max_routes` routes are held.
+///
+/// ```
+/// assert_eq!(observe_core::status::OTHER_ROUTES, "(other routes)");
+/// ```
 pub const OTHER_ROUTES: &str = "(other routes)";
 
 /// One slow or failed request, as kept in a ring.
 ///
 /// Only what is safe to show: the route template (never the path or query), the status and
 /// error type, timing and ids. No header, query string or body is ever read into it.
+///
+/// Made from spans by [`RecentRequest::from_span`] (see there).
+///
+/// ```
+/// # use observe_core::status::RecentRequest;
+/// fn is_listed(r: &RecentRequest) -> bool { r.slow || r.failed }
+/// # let _ = is_listed;
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RecentRequest {
@@ -40,8 +53,11 @@ pub struct RecentRequest {
     pub route: String,
     /// The span name (`GET /users/{id}`), at most 200 bytes.
     pub name: String,
-    /// `http.response.status_code` (or the gRPC status code) when one was sent.
+    /// `http.response.status_code` (or a numeric `rpc.grpc.status_code`) when one was sent.
     pub status_code: Option<i64>,
+    /// The gRPC status by name (`rpc.response.status_code`, e.g. `UNAVAILABLE`), at most 200
+    /// bytes.
+    pub grpc_status: Option<String>,
     /// `error.type` or the span's error description, at most 200 bytes.
     pub error: Option<String>,
     /// How long the request took.
@@ -95,17 +111,15 @@ impl RecentRequest {
             Some(v) => v.as_str().into_owned(),
             None => span.name.to_string(),
         };
-        let status_code = [
-            "http.response.status_code",
-            "rpc.grpc.status_code",
-            "rpc.response.status_code",
-        ]
-        .iter()
-        .find_map(|k| match attr(k) {
-            Some(Value::I64(n)) => Some(*n),
-            Some(Value::String(s)) => s.as_str().parse().ok(),
-            _ => None,
-        });
+        let status_code = ["http.response.status_code", "rpc.grpc.status_code"]
+            .iter()
+            .find_map(|k| match attr(k) {
+                Some(Value::I64(n)) => Some(*n),
+                Some(Value::String(s)) => s.as_str().parse().ok(),
+                _ => None,
+            });
+        let grpc_status =
+            attr("rpc.response.status_code").map(|v| truncate(v.as_str().into_owned()));
         let error = match (&span.status, attr("error.type")) {
             (_, Some(v)) => Some(v.as_str().into_owned()),
             (Status::Error { description }, None) => Some(if description.is_empty() {
@@ -129,6 +143,7 @@ impl RecentRequest {
             route: truncate(route),
             name: truncate(span.name.to_string()),
             status_code,
+            grpc_status,
             error: error.map(truncate),
             duration,
             end: span.end_time,
@@ -194,6 +209,8 @@ pub struct RecentRequests {
     max_routes: usize,
     slow_threshold: Duration,
     routes: Mutex<HashMap<String, RouteRing>>,
+    // Set once a processor feeds the rings: reading the store is then unnecessary.
+    fed_directly: AtomicBool,
 }
 
 impl RecentRequests {
@@ -205,6 +222,7 @@ impl RecentRequests {
             max_routes: max_routes.max(1),
             slow_threshold,
             routes: Mutex::new(HashMap::new()),
+            fed_directly: AtomicBool::new(false),
         }
     }
 
@@ -356,7 +374,9 @@ impl RecentRequests {
 
     /// A span processor that offers every finished span to these rings, for a tracer provider
     /// that should feed them directly (no request is missed even when the span store evicts
-    /// it before the page reads it).
+    /// it before the page reads it). Once one is made, [`RecentRequests::fed_directly`] is
+    /// true and the status page stops reading the store for new requests (which holds the
+    /// store's lock for a few milliseconds with thousands of spans), so install it.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -368,11 +388,33 @@ impl RecentRequests {
     /// # drop(provider);
     /// ```
     pub fn processor(self: &Arc<Self>) -> RecentProcessor {
+        self.fed_directly.store(true, Ordering::Release);
         RecentProcessor(Arc::clone(self))
+    }
+
+    /// Whether a processor from [`RecentRequests::processor`] feeds these rings.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use observe_core::status::RecentRequests;
+    /// let recent = Arc::new(RecentRequests::new(5, 100, Duration::ZERO));
+    /// assert!(!recent.fed_directly());
+    /// let _processor = recent.processor();
+    /// assert!(recent.fed_directly());
+    /// ```
+    pub fn fed_directly(&self) -> bool {
+        self.fed_directly.load(Ordering::Acquire)
     }
 }
 
 /// One route's recent slow and failed requests, newest first.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use observe_core::status::RecentRequests;
+/// let routes = RecentRequests::new(5, 100, Duration::from_millis(250)).routes();
+/// assert!(routes.iter().all(|r| r.slow.len() <= 5 && r.failed.len() <= 5));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RouteRequests {
@@ -385,6 +427,13 @@ pub struct RouteRequests {
 }
 
 /// The span processor returned by [`RecentRequests::processor`].
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use observe_core::status::{RecentProcessor, RecentRequests};
+/// let p: RecentProcessor = Arc::new(RecentRequests::new(5, 100, Duration::ZERO)).processor();
+/// # drop(p);
+/// ```
 #[derive(Debug)]
 pub struct RecentProcessor(Arc<RecentRequests>);
 

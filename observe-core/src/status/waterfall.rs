@@ -8,11 +8,36 @@ use opentelemetry_sdk::trace::SpanData;
 use super::recent::truncate;
 
 /// Spans shown per waterfall; a trace with more is cut (and says so).
+///
+/// ```
+/// assert_eq!(observe_core::status::MAX_WATERFALL_SPANS, 64);
+/// ```
 pub const MAX_WATERFALL_SPANS: usize = 64;
 /// Event messages shown per span.
 const MAX_EVENTS: usize = 3;
 
 /// One span of a [`Waterfall`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use observe_core::status::Waterfall;
+/// use observe_core::trace::collector::SpanStore;
+/// use observe_core::otel::opentelemetry::trace::{Tracer, TracerProvider};
+/// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+///
+/// let store = Arc::new(SpanStore::new(16));
+/// let provider = SdkTracerProvider::builder().with_span_processor(store.processor()).build();
+/// let tracer = provider.tracer("inventory");
+/// let trace_id = tracer.in_span("GET /stock", |cx| {
+///     use observe_core::otel::opentelemetry::trace::TraceContextExt;
+///     tracer.in_span("db.query", |_| {});
+///     cx.span().span_context().trace_id()
+/// });
+/// let w = Waterfall::from_spans(store.trace(trace_id.into()), "shop");
+/// assert_eq!(w.spans[1].name, "db.query");
+/// assert_eq!(w.spans[1].depth, 1);
+/// assert_eq!(w.services[0].service, "inventory");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct WaterfallSpan {
@@ -36,6 +61,27 @@ pub struct WaterfallSpan {
 }
 
 /// How much of a trace's time one service spent itself (not waiting on children).
+///
+/// ```
+/// use std::sync::Arc;
+/// use observe_core::status::Waterfall;
+/// use observe_core::trace::collector::SpanStore;
+/// use observe_core::otel::opentelemetry::trace::{Tracer, TracerProvider};
+/// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+///
+/// let store = Arc::new(SpanStore::new(16));
+/// let provider = SdkTracerProvider::builder().with_span_processor(store.processor()).build();
+/// let tracer = provider.tracer("inventory");
+/// let trace_id = tracer.in_span("GET /stock", |cx| {
+///     use observe_core::otel::opentelemetry::trace::TraceContextExt;
+///     tracer.in_span("db.query", |_| {});
+///     cx.span().span_context().trace_id()
+/// });
+/// let w = Waterfall::from_spans(store.trace(trace_id.into()), "shop");
+/// assert_eq!(w.spans[1].name, "db.query");
+/// assert_eq!(w.spans[1].depth, 1);
+/// assert_eq!(w.services[0].service, "inventory");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ServiceShare {
@@ -48,6 +94,27 @@ pub struct ServiceShare {
 }
 
 /// A trace's spans, earliest first, with depth and offsets, and per-service latency shares.
+///
+/// ```
+/// use std::sync::Arc;
+/// use observe_core::status::Waterfall;
+/// use observe_core::trace::collector::SpanStore;
+/// use observe_core::otel::opentelemetry::trace::{Tracer, TracerProvider};
+/// use observe_core::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+///
+/// let store = Arc::new(SpanStore::new(16));
+/// let provider = SdkTracerProvider::builder().with_span_processor(store.processor()).build();
+/// let tracer = provider.tracer("inventory");
+/// let trace_id = tracer.in_span("GET /stock", |cx| {
+///     use observe_core::otel::opentelemetry::trace::TraceContextExt;
+///     tracer.in_span("db.query", |_| {});
+///     cx.span().span_context().trace_id()
+/// });
+/// let w = Waterfall::from_spans(store.trace(trace_id.into()), "shop");
+/// assert_eq!(w.spans[1].name, "db.query");
+/// assert_eq!(w.spans[1].depth, 1);
+/// assert_eq!(w.services[0].service, "inventory");
+/// ```
 #[derive(Clone, Debug, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Waterfall {
@@ -159,7 +226,7 @@ impl Waterfall {
                 s.self_time.as_secs_f64() / all.as_secs_f64()
             };
         }
-        shares.sort_by(|a, b| b.self_time.cmp(&a.self_time));
+        shares.sort_by_key(|s| std::cmp::Reverse(s.self_time));
         Waterfall {
             spans: out,
             services: shares,
