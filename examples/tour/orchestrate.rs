@@ -56,9 +56,10 @@ impl ServiceInfo {
         format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
-    /// `http://127.0.0.1:{admin_port}/observe`: observe's status page (`.json` for JSON).
+    /// `http://127.0.0.1:{metrics_port}/observe`: observe's status page, beside `/metrics`
+    /// (`/observe.json` for JSON).
     pub fn status_url(&self) -> String {
-        format!("http://127.0.0.1:{}/observe", self.admin_port)
+        format!("http://127.0.0.1:{}/observe", self.metrics_port)
     }
 
     /// `http://127.0.0.1:{admin_port}/tour/spans`.

@@ -272,8 +272,12 @@ fn serve_prints_ports_then_logs_and_its_services_die_with_it() {
         metrics.contains("orders_placed_total{outcome=\"success\"} 0"),
         "{metrics}"
     );
-    let status = http_get(port("gateway", "admin_port"), "/observe.json");
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // observe's status page beside each /metrics, and views of it are not measured.
+    for role in ["gateway", "backend"] {
+        let page = http_get(port(role, "metrics_port"), "/observe.json");
+        assert!(page.starts_with("HTTP/1.1 200"), "{role}: {page}");
+        assert!(page.contains(&format!("tour-{role}")), "{role}: {page}");
+    }
 
     // The services' JSON log lines follow on stdout; the backend's carry the request's trace.
     let deadline = Instant::now() + Duration::from_secs(10);
