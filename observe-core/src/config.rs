@@ -914,6 +914,16 @@ fn parse_headers(variable: &'static str, v: &str) -> Result<Headers, ConfigError
 }
 
 fn validate_filter(variable: &'static str, v: &str) -> Result<(), ConfigError> {
+    // tracing-subscriber 0.3's directive parser slices at byte offsets and panics on some
+    // multi-byte characters (e.g. `0[\u{202e}]`); targets, spans, fields and levels of a
+    // filter are ASCII in practice, so refuse anything else before it reaches the parser.
+    if !v.is_ascii() {
+        return Err(ConfigError::InvalidLogFilter {
+            variable,
+            value: v.to_string(),
+            reason: "non-ASCII characters are not supported".to_string(),
+        });
+    }
     tracing_subscriber::EnvFilter::builder()
         .parse(v)
         .map(drop)

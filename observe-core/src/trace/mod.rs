@@ -262,14 +262,35 @@ impl Drop for TraceGuard {
 }
 
 /// Hands the provider a processor while the guard keeps a handle to it for reporting.
+///
+/// It also redacts, by name, the attributes and event attributes of every finished span:
+/// `tracing-opentelemetry` turns users' span fields and events (`password = %pw`) into
+/// attributes verbatim, and the JSON log layer's redaction must hold for exported spans too.
 #[derive(Debug)]
-struct SharedProcessor(Arc<BatchProcessor>);
+struct SharedProcessor(Arc<BatchProcessor>, crate::logs::Redactor);
+
+impl SharedProcessor {
+    fn redact(&self, span: &mut opentelemetry_sdk::trace::SpanData) {
+        let redact = |attrs: &mut Vec<KeyValue>| {
+            for kv in attrs.iter_mut() {
+                if self.1.is_redacted(kv.key.as_str()) {
+                    kv.value = crate::logs::REDACTED.into();
+                }
+            }
+        };
+        redact(&mut span.attributes);
+        for event in span.events.events.iter_mut() {
+            redact(&mut event.attributes);
+        }
+    }
+}
 
 impl opentelemetry_sdk::trace::SpanProcessor for SharedProcessor {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
         self.0.on_start(span, cx)
     }
-    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+    fn on_end(&self, mut span: opentelemetry_sdk::trace::SpanData) {
+        self.redact(&mut span);
         self.0.on_end(span)
     }
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
@@ -355,7 +376,10 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler.to_sdk())
-        .with_span_processor(SharedProcessor(Arc::clone(&processor)));
+        .with_span_processor(SharedProcessor(
+            Arc::clone(&processor),
+            crate::logs::Redactor::none().with_fields(&config.redact_fields),
+        ));
     // The status page's recent slow/failed rings are fed span by span, so a page view never
     // scans the store under its lock.
     let status_page = crate::status::StatusPage::from_config(config);

@@ -32,12 +32,14 @@ use super::processor::{BatchProcessor, LogItem};
 use crate::config::{Config, OtlpCompression, OtlpProtocol, ResolvedOtlp};
 use crate::context::RequestContext;
 use crate::init::InitError;
+use crate::logs::{Redactor, REDACTED};
 
 /// Keeps OTLP log export running; [`OtlpLogs::shutdown`] (or drop) flushes it.
 pub struct OtlpLogs {
     provider: Option<SdkLoggerProvider>,
     processor: Arc<BatchProcessor<LogItem>>,
     logger: SdkLogger,
+    redactor: Arc<Redactor>,
 }
 
 impl fmt::Debug for OtlpLogs {
@@ -68,6 +70,7 @@ pub fn install(config: &Config) -> Result<Option<OtlpLogs>, InitError> {
         provider: Some(provider),
         processor,
         logger,
+        redactor: Arc::new(Redactor::none().with_fields(&config.redact_fields)),
     }))
 }
 
@@ -76,6 +79,7 @@ impl OtlpLogs {
     pub fn layer(&self) -> OtlpLogLayer {
         OtlpLogLayer {
             logger: self.logger.clone(),
+            redactor: Arc::clone(&self.redactor),
         }
     }
 
@@ -171,6 +175,8 @@ fn build_exporter(otlp: &ResolvedOtlp) -> Result<opentelemetry_otlp::LogExporter
 #[derive(Debug, Clone)]
 pub struct OtlpLogLayer {
     logger: SdkLogger,
+    // Field names whose values are written as `[REDACTED]`, as in the JSON log layer.
+    redactor: Arc<Redactor>,
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OtlpLogLayer {
@@ -195,7 +201,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OtlpLogLayer {
         record.set_severity_number(number);
         record.set_severity_text(text);
         record.set_target(meta.target().to_string());
-        event.record(&mut RecordVisitor(&mut record));
+        event.record(&mut RecordVisitor(&mut record, &self.redactor));
         if let Some(cx) = RequestContext::current() {
             record.set_trace_context(
                 cx.trace_id.into(),
@@ -214,10 +220,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OtlpLogLayer {
     }
 }
 
-struct RecordVisitor<'a, R>(&'a mut R);
+struct RecordVisitor<'a, R>(&'a mut R, &'a Redactor);
 
 impl<R: opentelemetry::logs::LogRecord> Visit for RecordVisitor<'_, R> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() != "message" && self.1.is_redacted(field.name()) {
+            self.0.add_attribute(field.name(), REDACTED);
+            return;
+        }
         let v = format!("{value:?}");
         if field.name() == "message" {
             self.0.set_body(AnyValue::from(v));
@@ -226,6 +236,10 @@ impl<R: opentelemetry::logs::LogRecord> Visit for RecordVisitor<'_, R> {
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() != "message" && self.1.is_redacted(field.name()) {
+            self.0.add_attribute(field.name(), REDACTED);
+            return;
+        }
         if field.name() == "message" {
             self.0.set_body(AnyValue::from(value.to_string()));
         } else {
@@ -233,18 +247,30 @@ impl<R: opentelemetry::logs::LogRecord> Visit for RecordVisitor<'_, R> {
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.1.is_redacted(field.name()) {
+            return self.0.add_attribute(field.name(), REDACTED);
+        }
         self.0.add_attribute(field.name(), value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.1.is_redacted(field.name()) {
+            return self.0.add_attribute(field.name(), REDACTED);
+        }
         match i64::try_from(value) {
             Ok(v) => self.0.add_attribute(field.name(), v),
             Err(_) => self.0.add_attribute(field.name(), value.to_string()),
         }
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.1.is_redacted(field.name()) {
+            return self.0.add_attribute(field.name(), REDACTED);
+        }
         self.0.add_attribute(field.name(), value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.1.is_redacted(field.name()) {
+            return self.0.add_attribute(field.name(), REDACTED);
+        }
         self.0.add_attribute(field.name(), value);
     }
 }
