@@ -6,14 +6,11 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Query};
-use axum::http::StatusCode;
-use axum::response::IntoResponse as _;
+use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
 use observe_core::config::Config;
 use observe_core::metrics::{Metrics, MetricsServer};
-use observe_core::status::StatusPage;
 use tokio::net::TcpListener;
 
 use super::cli::{Role, RoleArgs};
@@ -32,7 +29,9 @@ pub fn run(args: RoleArgs) -> Result<(), TourError> {
     // OTEL_* from the environment still apply over this (endpoint, sampler, ...).
     let config = Config::default()
         .service_name(args.role.service_name())
-        .span_collector(SPAN_CAPACITY);
+        .span_collector(SPAN_CAPACITY)
+        // The status page at /observe beside each /metrics (loopback peers only).
+        .status_page(true);
     let telemetry = observe_core::init!(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -43,6 +42,14 @@ pub fn run(args: RoleArgs) -> Result<(), TourError> {
     // Flush spans (when exporting) before the process ends; bounded even if a collector hangs.
     let _ = telemetry.shutdown(Duration::from_secs(3));
     result
+}
+
+/// The peer address in each request's extensions: the status page answers loopback peers
+/// only, and needs to know who asks.
+fn with_peer(
+    app: Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    app.into_make_service_with_connect_info::<SocketAddr>()
 }
 
 async fn bind(port: u16) -> Result<TcpListener, TourError> {
@@ -58,36 +65,25 @@ async fn serve(args: RoleArgs) -> Result<(), TourError> {
     let admin = bind(args.admin_port).await?;
     let port = main.local_addr()?.port();
     let admin_port = admin.local_addr()?.port();
-    // The admin port: observe's status page (`/observe`, `/observe.json`; loopback peers only)
-    // and the tour's `/tour/spans`, kept off the service's own port so neither is measured.
-    let page = StatusPage::builder().service_name(service).build();
-    let admin_app = Router::new()
-        .route(
-            "/tour/spans",
-            get(move |Query(q): Query<HashMap<String, String>>| async move {
-                let limit = q
-                    .get("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(200)
-                    .min(SPAN_CAPACITY);
-                Json(spans::spans_body(service, q.get("trace_id").map(String::as_str), limit))
-            }),
-        )
-        .fallback(
-            move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: axum::extract::Request| async move {
-                match page.handle(&req, Some(peer)) {
-                    Some(resp) => resp.into_response(),
-                    None => StatusCode::NOT_FOUND.into_response(),
-                }
-            },
-        );
-    let admin_task = tokio::spawn(async move {
-        axum::serve(
-            admin,
-            admin_app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    // The admin port: the tour's `/tour/spans` (this process's span store as JSON), kept off
+    // the service's own port so the tour's reads are not measured as traffic. observe's status
+    // page is served beside `/metrics` by `metrics_router()` / `MetricsServer`.
+    let admin_app = Router::new().route(
+        "/tour/spans",
+        get(move |Query(q): Query<HashMap<String, String>>| async move {
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(200)
+                .min(SPAN_CAPACITY);
+            Json(spans::spans_body(
+                service,
+                q.get("trace_id").map(String::as_str),
+                limit,
+            ))
+        }),
+    );
+    let admin_task = tokio::spawn(async move { axum::serve(admin, admin_app).await });
 
     let (metrics_port, app): (u16, tokio::task::JoinHandle<Result<(), TourError>>) = match args.role
     {
@@ -96,12 +92,12 @@ async fn serve(args: RoleArgs) -> Result<(), TourError> {
                 .upstream
                 .ok_or(TourError::Setup("gateway needs --upstream"))?;
             let app = gateway::router(gateway::backend_client(upstream)?);
-            let task = tokio::spawn(async move { Ok(axum::serve(main, app).await?) });
+            let task = tokio::spawn(async move { Ok(axum::serve(main, with_peer(app)).await?) });
             (port, task)
         }
         Role::Dependency => {
-            let task =
-                tokio::spawn(async move { Ok(axum::serve(main, dependency::router()).await?) });
+            let app = with_peer(dependency::router());
+            let task = tokio::spawn(async move { Ok(axum::serve(main, app).await?) });
             (port, task)
         }
         Role::Backend => {
@@ -120,7 +116,10 @@ async fn serve(args: RoleArgs) -> Result<(), TourError> {
             let metrics_port = metrics.local_addr()?.port();
             tokio::spawn(metrics.run());
             let shop = backend::Shop::new(upstream, args.fault, placed).into_service();
-            let incoming = tonic::transport::server::TcpIncoming::from(main);
+            // TCP_NODELAY as tonic's own `serve(addr)` sets it: without it, Nagle's algorithm
+            // holds the trailers (grpc-status) back until the client ACKs, tens of ms per call.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(main).with_nodelay(Some(true));
             let task = tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .layer(observe_tonic::server_layer())

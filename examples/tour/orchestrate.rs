@@ -56,9 +56,10 @@ impl ServiceInfo {
         format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
-    /// `http://127.0.0.1:{admin_port}/observe`: observe's status page (`.json` for JSON).
+    /// `http://127.0.0.1:{metrics_port}/observe`: observe's status page, beside `/metrics`
+    /// (`/observe.json` for JSON).
     pub fn status_url(&self) -> String {
-        format!("http://127.0.0.1:{}/observe", self.admin_port)
+        format!("http://127.0.0.1:{}/observe", self.metrics_port)
     }
 
     /// `http://127.0.0.1:{admin_port}/tour/spans`.
@@ -180,11 +181,20 @@ impl Services {
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(info) => Ok(info),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = self
-                    .running
-                    .last_mut()
-                    .and_then(|r| r.child.wait().ok())
-                    .map_or_else(|| "unknown status".into(), |s| s.to_string());
+                // Its stdout closed: it exited, or is about to (bounded wait for the status).
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let mut status = String::from("still running");
+                while let Some(r) = self.running.last_mut() {
+                    match r.child.try_wait() {
+                        Ok(Some(s)) => status = s.to_string(),
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    break;
+                }
                 Err(TourError::Child {
                     role,
                     message: format!("exited before listening ({status}); see its stderr above"),
@@ -735,4 +745,55 @@ pub fn serve(exe: &Path, fault: Fault) -> Result<(), TourError> {
     });
     services.stop();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ready_line_is_told_apart_from_log_lines() {
+        let line = r#"{"tour.ready":{"role":"backend","service":"tour-backend","port":1,"metrics_port":2,"admin_port":3}}"#;
+        let info = parse_ready(Role::Backend, line).unwrap();
+        assert_eq!((info.port, info.metrics_port, info.admin_port), (1, 2, 3));
+        assert_eq!(info.service, "tour-backend");
+        assert_eq!(info.metrics_url(), "http://127.0.0.1:2/metrics");
+        assert!(parse_ready(Role::Backend, r#"{"message":"tour.ready","level":"INFO"}"#).is_none());
+        assert!(parse_ready(Role::Backend, r#"{"tour.ready":{"port":70000}}"#).is_none());
+        assert!(parse_ready(Role::Backend, "not json").is_none());
+    }
+
+    #[test]
+    fn the_plan_is_fixed() {
+        let plan = plan();
+        let n = |route: &str| plan.iter().filter(|p| p.route == route).count();
+        assert_eq!(
+            (n("/orders/{id}"), n("/orders"), n("/slow"), n("/fail")),
+            (60, 20, 10, 10)
+        );
+        let missing = plan
+            .iter()
+            .filter(|p| p.route == "/orders/{id}")
+            .filter(|p| {
+                p.path
+                    .trim_start_matches("/orders/")
+                    .parse::<u64>()
+                    .unwrap()
+                    % 20
+                    == 0
+            })
+            .count();
+        assert_eq!(missing, 3);
+        let too_many = plan
+            .iter()
+            .filter_map(|p| p.body.as_deref())
+            .map(|b| {
+                serde_json::from_str::<Value>(b).unwrap()["quantity"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .filter(|q| *q > crate::tour::dependency::MAX_QUANTITY)
+            .count();
+        assert_eq!(too_many, 6);
+    }
 }

@@ -274,10 +274,13 @@ impl TourReport {
             }
         }
         match &self.export_endpoint {
+            _ if self.waterfall == Some(WaterfallSection::NoCollector) => {
+                let _ = writeln!(out);
+            }
             Some(endpoint) => {
                 let _ = writeln!(
                     out,
-                    "   The services also exported these spans over OTLP to {endpoint}: look the trace up there by its id.\n"
+                    "   Exporting: the services also send every span over OTLP to {endpoint} (flushed as they\n   stop; failures are counted in observe_spans_dropped_total): look the trace up there by its id.\n"
                 );
             }
             None => {

@@ -94,13 +94,18 @@ pub fn span_json(span: &SpanData) -> Value {
 }
 
 /// The body of `GET /tour/spans`: this service's stored spans of one trace (or, without a
-/// `trace_id`, the most recent ones, at most `limit`).
+/// `trace_id`, those of the most recent traces, at most `limit` spans):
+/// `{"service": "tour-backend", "collector": true, "spans": [{"trace_id", "span_id",
+/// "parent_span_id", "name", "kind", "start_unix_nanos", "end_unix_nanos", "error"}, ..]}`.
+/// `collector` is false when this process keeps no spans (tracing disabled).
 pub fn spans_body(service: &str, trace_id: Option<&str>, limit: usize) -> Value {
     let Some(store) = observe_core::trace::collector::global() else {
         return json!({ "service": service, "collector": false, "spans": [] });
     };
-    let spans: Vec<Value> = match trace_id.and_then(observe_core::context::TraceId::from_hex) {
-        Some(id) => store.trace(id).iter().map(span_json).collect(),
+    let spans: Vec<Value> = match trace_id.map(observe_core::context::TraceId::from_hex) {
+        Some(Some(id)) => store.trace(id).iter().map(span_json).collect(),
+        // Not a trace id: no trace has it.
+        Some(None) => Vec::new(),
         None => store
             .recent_traces(limit)
             .iter()

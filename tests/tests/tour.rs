@@ -13,13 +13,9 @@ use observe_examples::tour::{self, Fault, Role, TourReport};
 const EXE: &str = env!("CARGO_BIN_EXE_tour-service");
 
 fn run(fault: Fault) -> TourReport {
-    // The children inherit this environment: keep a developer's collector settings out.
-    for k in [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_SDK_DISABLED",
-        "OTEL_TRACES_SAMPLER",
-    ] {
+    // The children inherit this environment: a developer's sampler settings would change
+    // what there is to assert (an OTLP endpoint would not: spans are still kept in process).
+    for k in ["OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER"] {
         assert!(std::env::var_os(k).is_none(), "unset {k} to run this test");
     }
     tour::run(Path::new(EXE), fault).expect("the tour runs")
@@ -218,6 +214,16 @@ fn fault_slow_makes_order_lookups_slow() {
         .all(|s| s.latency >= tour::SLOW_FAULT_DELAY));
 }
 
+/// Kills the orchestrator if an assertion fails first (its services then exit on their own).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -233,15 +239,18 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn serve_prints_ports_then_logs_and_its_services_die_with_it() {
-    let mut child = Command::new(EXE)
-        .arg("--serve")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(EXE)
+            .arg("--serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Read stdout on a thread so every wait below is bounded.
     let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
@@ -276,8 +285,19 @@ fn serve_prints_ports_then_logs_and_its_services_die_with_it() {
         metrics.contains("orders_placed_total{outcome=\"success\"} 0"),
         "{metrics}"
     );
-    let status = http_get(port("gateway", "admin_port"), "/observe.json");
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Each service names itself in target_info, which the dashboards join on.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("target_info{") && l.contains("service_name=\"tour-backend\"")),
+        "no target_info for tour-backend: {metrics}"
+    );
+    // observe's status page beside each /metrics, and views of it are not measured.
+    for role in ["gateway", "backend"] {
+        let page = http_get(port(role, "metrics_port"), "/observe.json");
+        assert!(page.starts_with("HTTP/1.1 200"), "{role}: {page}");
+        assert!(page.contains(&format!("tour-{role}")), "{role}: {page}");
+    }
 
     // The services' JSON log lines follow on stdout; the backend's carry the request's trace.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -294,14 +314,13 @@ fn serve_prints_ports_then_logs_and_its_services_die_with_it() {
         seen.push(line);
     };
     if !found {
-        child.kill().unwrap();
         panic!("no tour-backend log line with trace_id {trace_id}; got {seen:#?}");
     }
 
     // Killed without a chance to clean up, the orchestrator still takes its services along:
     // each sees its stdin close and exits.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     for role in ["gateway", "backend", "dependency"] {
         assert!(
             closes(port(role, "port")),
