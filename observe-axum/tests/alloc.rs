@@ -130,7 +130,7 @@ fn observe_layer_allocates_nothing_beyond_axums_layer_floor_when_unsampled() {
     // Guard against a vacuous comparison: the observe layer really did record the requests.
     let mut text = Vec::new();
     metrics
-        .encode(observe_core::metrics::Format::Prometheus, &mut text)
+        .encode(observe_core::metrics::Format::PrometheusText, &mut text)
         .unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("http_route=\"/users/{id}\""), "{text}");

@@ -39,7 +39,7 @@ fn world() -> &'static World {
         let tracer = Box::leak(Box::new(provider.tracer("axum-loopback")));
         Box::leak(Box::new(provider));
         let subscriber =
-            tracing_subscriber::registry().with(observe_core::logs::JsonLayer::new(logs.clone()));
+            tracing_subscriber::registry().with(observe_core::logs::JsonLayer::builder().writer(logs.clone()).build());
         tracing::subscriber::set_global_default(subscriber).unwrap();
         World {
             logs,
@@ -259,7 +259,7 @@ async fn a_request_the_client_abandons_is_counted_as_cancelled() {
     eventually("the slow request in flight", || {
         let mut text = Vec::new();
         metrics
-            .encode(observe_core::metrics::Format::Prometheus, &mut text)
+            .encode(observe_core::metrics::Format::PrometheusText, &mut text)
             .unwrap();
         let text = String::from_utf8(text).unwrap();
         (sample(&text, "http_server_active_requests", &[]) == Some(1.0)).then_some(())
@@ -270,7 +270,7 @@ async fn a_request_the_client_abandons_is_counted_as_cancelled() {
     let text = eventually("the cancelled request recorded", || {
         let mut text = Vec::new();
         metrics
-            .encode(observe_core::metrics::Format::Prometheus, &mut text)
+            .encode(observe_core::metrics::Format::PrometheusText, &mut text)
             .unwrap();
         let text = String::from_utf8(text).unwrap();
         sample(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SdkTracer;
@@ -27,8 +27,10 @@ use tower_service::Service;
 use super::attributes;
 use super::carry;
 use crate::context::RequestContext;
-use crate::metrics::{ErrorType, Exemplar, HttpClientLabels, HttpMethod, Metrics, ServerAddress};
-use crate::trace;
+use crate::metrics::{
+    ErrorType, Exemplar, HttpClientLabels, HttpMethod, Metrics, ServerAddress, UrlScheme,
+};
+use crate::{propagation, trace};
 
 #[derive(Clone, Default)]
 struct ClientSettings {
@@ -144,6 +146,7 @@ where
         let metrics = self.settings.metrics.unwrap_or_else(Metrics::global);
         let method = HttpMethod::from(request.method());
         let address = request.uri().host().map(ServerAddress::intern);
+        let scheme = UrlScheme::from_bytes(request.uri().scheme_str().unwrap_or("http").as_bytes());
         let current = RequestContext::current();
 
         let mut span = None;
@@ -169,27 +172,18 @@ where
             }
         });
         if let Some(out) = outgoing {
-            let headers = request.headers_mut();
-            if let Ok(value) = HeaderValue::from_bytes(&super::encode_traceparent(&out)) {
-                headers.insert(super::TRACEPARENT, value);
-            }
             carry::with_current(|carried| {
-                if let Some(ts) = &carried.tracestate {
-                    headers.insert(super::TRACESTATE, ts.clone());
-                }
-                if let Some(bg) = &carried.baggage {
-                    headers.insert(super::BAGGAGE, bg.clone());
-                }
+                propagation::inject(
+                    &out,
+                    carried.tracestate.as_ref(),
+                    carried.baggage.as_ref(),
+                    request.headers_mut(),
+                );
             });
         }
 
-        let in_flight = metrics.http_client().start(method, address);
-        let exemplar = outgoing
-            .filter(RequestContext::is_sampled)
-            .map(|cx| Exemplar {
-                trace_id: cx.trace_id,
-                span_id: cx.span_id,
-            });
+        let in_flight = metrics.http_client().start(method, scheme);
+        let exemplar = outgoing.as_ref().and_then(Exemplar::from_context);
         ClientResponseFuture {
             inner: self.inner.call(request),
             span,
@@ -250,7 +244,7 @@ impl ClientPending {
         self.metrics.http_client().record(
             HttpClientLabels {
                 method: self.method,
-                address: self.address,
+                server_address: self.address,
                 status,
                 error,
             },
@@ -266,8 +260,9 @@ impl ClientPending {
                 ));
             }
             if let Some(error) = error {
-                span.set_attribute(KeyValue::new(attributes::ERROR_TYPE, error.as_str()));
-                span.set_status(Status::error(error.as_str()));
+                let error = error.to_string();
+                span.set_attribute(KeyValue::new(attributes::ERROR_TYPE, error.clone()));
+                span.set_status(Status::error(error));
             }
             span.end();
         }
@@ -319,10 +314,10 @@ where
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // Client spans: 4xx and 5xx are errors (semconv); metrics label 5xx and 4xx.
-                    let error = (status >= 400).then(|| ErrorType::from_status(status));
+                    let error = (status >= 400).then_some(ErrorType::Status(status));
                     pending.record(this.span.as_ref(), status, error);
                 }
-                Err(_) => pending.record(this.span.as_ref(), 0, Some(ErrorType::Internal)),
+                Err(_) => pending.record(this.span.as_ref(), 0, Some(ErrorType::Other)),
             }
         }
         Poll::Ready(result)

@@ -339,7 +339,7 @@ where
             Some(p) => p.trace_id,
             None => crate::context::TraceId::random(),
         };
-        let sampled = sampler.should_sample(parent.as_ref(), trace_id);
+        let sampled = sampler.should_sample(parent.map(|p| p.flags), trace_id);
         let mut cx = match &parent {
             Some(p) => RequestContext::new(
                 p.trace_id,
@@ -478,10 +478,7 @@ impl Pending {
         error: Option<ErrorType>,
     ) {
         let elapsed = self.start.elapsed();
-        let exemplar = cx.is_sampled().then_some(Exemplar {
-            trace_id: cx.trace_id,
-            span_id: cx.span_id,
-        });
+        let exemplar = Exemplar::from_context(cx);
         self.metrics.http_server().record(
             HttpServerLabels {
                 method: self.method,
@@ -502,8 +499,9 @@ impl Pending {
                 ));
             }
             if let Some(error) = error {
-                span.set_attribute(KeyValue::new(attributes::ERROR_TYPE, error.as_str()));
-                span.set_status(Status::error(error.as_str()));
+                let error = error.to_string();
+                span.set_attribute(KeyValue::new(attributes::ERROR_TYPE, error.clone()));
+                span.set_status(Status::error(error));
             }
             span.end();
         }
@@ -535,7 +533,7 @@ pin_project_lite::pin_project! {
                 // Dropped before completing: the client went away, a timeout fired, or the
                 // inner future panicked (unwinding drops us).
                 let (status, error) = if std::thread::panicking() {
-                    (500, ErrorType::Panic)
+                    (500, ErrorType::Named("panic"))
                 } else {
                     (0, ErrorType::Cancelled)
                 };
@@ -581,7 +579,7 @@ where
         match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
-                let error = (status >= 500).then(|| ErrorType::from_status(status));
+                let error = (status >= 500).then_some(ErrorType::Status(status));
                 match pending.response_header {
                     ResponseHeader::None => {}
                     ResponseHeader::TraceResponse => insert_trace_header(
@@ -599,7 +597,7 @@ where
                 Poll::Ready(Ok(response))
             }
             Err(err) => {
-                pending.record(&cx, this.otel.as_ref(), 0, Some(ErrorType::Internal));
+                pending.record(&cx, this.otel.as_ref(), 0, Some(ErrorType::Other));
                 Poll::Ready(Err(err))
             }
         }
@@ -607,7 +605,7 @@ where
 }
 
 fn insert_trace_header(headers: &mut http::HeaderMap, name: HeaderName, cx: &RequestContext) {
-    let value = super::encode_traceparent(cx);
+    let value = TraceParent::from_context(cx).encode();
     // HeaderValue::from_bytes copies into a new buffer: only when the option is on.
     if let Ok(value) = HeaderValue::from_bytes(&value) {
         headers.insert(name, value);

@@ -87,7 +87,7 @@ pub fn fresh_metrics() -> &'static observe_core::metrics::Metrics {
 pub fn metrics_text(metrics: &observe_core::metrics::Metrics) -> String {
     let mut buf = Vec::new();
     metrics
-        .encode(observe_core::metrics::Format::Prometheus, &mut buf)
+        .encode(observe_core::metrics::Format::PrometheusText, &mut buf)
         .expect("encode metrics");
     String::from_utf8(buf).expect("metrics text is UTF-8")
 }
