@@ -291,23 +291,39 @@ impl TourServices {
 
     /// The gateway's HTTP address (it also serves the gateway's `/metrics`).
     pub fn gateway(&self) -> SocketAddr {
-        self.addr_of(&["gateway", "gateway.http", "gateway.port", "gateway_port", "gateway_http"])
+        self.addr_of(&["gateway.port"])
     }
 
-    /// Every `/metrics` endpoint, as `(job, address)`: one per service.
+    /// Every `/metrics` endpoint, as `(service, address)`: one per service (`gateway`,
+    /// `backend`, `dependency`), from the announcement's `<service>.metrics_port`.
     pub fn metrics_targets(&self) -> Vec<(String, SocketAddr)> {
-        let mut out = Vec::new();
-        for (key, port) in &self.ports {
-            let addr = SocketAddr::from(([127, 0, 0, 1], *port));
-            let service = key.split(['.', '_']).next().unwrap_or(key).to_string();
-            if key.contains("metrics") {
-                out.retain(|(s, _): &(String, SocketAddr)| s != &service);
-                out.push((service, addr));
-            } else if key.starts_with("gateway") && !out.iter().any(|(s, _)| s == "gateway") {
-                out.push(("gateway".into(), addr));
-            }
-        }
-        out
+        self.ports
+            .iter()
+            .filter_map(|(key, port)| {
+                let (service, field) = key.split_once('.')?;
+                (field == "metrics_port")
+                    .then(|| (service.to_string(), SocketAddr::from(([127, 0, 0, 1], *port))))
+            })
+            .collect()
+    }
+
+    /// The main address of `service` (`<service>.port`).
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        self.addr_of(&[&format!("{service}.port")])
+    }
+
+    /// Sends one request to the gateway: status, body and the latency the client saw.
+    pub fn send(&self, method: &str, path: &str, json_body: Option<&str>) -> (u16, String, Duration) {
+        let headers: &[(&str, &str)] = if json_body.is_some() {
+            &[("Content-Type", "application/json")]
+        } else {
+            &[]
+        };
+        let start = std::time::Instant::now();
+        let (status, _, body) =
+            http_request(self.gateway(), method, path, headers, json_body.unwrap_or(""))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()));
+        (status, body, start.elapsed())
     }
 
     /// The services' stdout so far: their JSON log lines.
@@ -549,6 +565,506 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
         out.extend_from_slice(&b[..size]);
         b = &b[size + 2..];
     }
+}
+
+/// The deploy kit's rule files (`deploy/prometheus/rules/*.yml`) as `(file name, text)`, each
+/// passed through `edit` (a test shortens `for:` durations and group intervals; names, labels,
+/// expressions and annotations stay as shipped).
+pub fn deploy_rules(edit: impl Fn(&str) -> String) -> Vec<(String, String)> {
+    let dir = backend::repo_root().join("deploy/prometheus/rules");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("deploy/prometheus/rules exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read a rule file");
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                edit(&text),
+            )
+        })
+        .collect()
+}
+
+/// Replaces the value of every `key: <duration>` line (YAML, any indentation) with `value`.
+pub fn set_durations(yaml: &str, key: &str, value: &str) -> String {
+    let prefix = format!("{key}:");
+    yaml.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with(&prefix) {
+                let indent = &line[..line.len() - trimmed.len()];
+                format!("{indent}{prefix} {value}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// One scrape job of [`PrometheusStack`].
+#[derive(Clone, Debug)]
+pub struct PromJob {
+    /// The `job` label.
+    pub name: String,
+    /// `host:port` serving `/metrics`.
+    pub target: String,
+}
+
+impl PromJob {
+    /// A job scraping `http://target/metrics`.
+    pub fn new(name: impl Into<String>, target: impl ToString) -> Self {
+        PromJob {
+            name: name.into(),
+            target: target.to_string(),
+        }
+    }
+}
+
+/// How to start [`PrometheusStack`].
+#[derive(Clone, Debug)]
+pub struct PromOptions {
+    /// Scrape jobs.
+    pub jobs: Vec<PromJob>,
+    /// Rule files to load (copied into Prometheus' directory as they are).
+    pub rule_files: Vec<(String, String)>,
+    /// Alertmanager to send alerts to.
+    pub alertmanager: Option<SocketAddr>,
+    /// Scrape and rule evaluation interval.
+    pub interval: Duration,
+}
+
+impl Default for PromOptions {
+    fn default() -> Self {
+        PromOptions {
+            jobs: Vec::new(),
+            rule_files: Vec::new(),
+            alertmanager: None,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A real Prometheus with exemplar storage, rule files and optionally an Alertmanager, on a
+/// free loopback port, data in a temporary directory; killed on drop. (The plain scrape-only
+/// harness is [`crate::prometheus::Prometheus`].)
+#[derive(Debug)]
+pub struct PrometheusStack {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PrometheusStack {
+    /// Starts Prometheus and waits (bounded) until it is ready. `None` when the binary is
+    /// missing (loud notice; panic under CI).
+    pub fn start(options: &PromOptions) -> Option<Self> {
+        let Some(bin) = backend::find_binary("prometheus") else {
+            backend::missing("prometheus", "apt-get install -y prometheus");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secs = options.interval.as_secs_f64();
+        let mut config = format!(
+            "global:\n  scrape_interval: {secs}s\n  scrape_timeout: {secs}s\n  evaluation_interval: {secs}s\n"
+        );
+        if !options.rule_files.is_empty() {
+            config.push_str("rule_files:\n");
+            for (name, text) in &options.rule_files {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text).expect("write a rule file");
+                config.push_str(&format!("  - {:?}\n", path.display().to_string()));
+            }
+        }
+        if let Some(am) = options.alertmanager {
+            config.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n"
+            ));
+        }
+        config.push_str("scrape_configs:\n");
+        for j in &options.jobs {
+            config.push_str(&format!(
+                "  - job_name: {:?}\n    static_configs:\n      - targets: [{:?}]\n",
+                j.name, j.target
+            ));
+        }
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, &config).expect("write prometheus.yml");
+        let port = backend::free_port();
+        let log = dir.path().join("prometheus.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--enable-feature=exemplar-storage")
+            // Resend firing alerts quickly: the drill waits for them.
+            .arg("--rules.alert.resend-delay=2s")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn prometheus");
+        let prom = PrometheusStack {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok((200, _)) = prom.get("/-/ready") {
+                return Some(prom);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("prometheus not ready after 30 s; config:\n{config}\nlog:\n{}", prom.log());
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET` on its HTTP API.
+    pub fn get(&self, path_and_query: &str) -> Result<(u16, String), String> {
+        http_get(self.addr(), path_and_query, &[])
+    }
+
+    fn api(&self, path_and_query: &str) -> Value {
+        let (status, body) = self.get(path_and_query).expect("prometheus answers");
+        let v: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|_| panic!("{path_and_query}: not JSON: {body}"));
+        assert_eq!(status, 200, "{path_and_query}: {body}");
+        assert_eq!(v["status"], "success", "{path_and_query}: {body}");
+        v["data"].clone()
+    }
+
+    /// An instant query's `data.result` (panics if the query is invalid).
+    pub fn query(&self, promql: &str) -> Value {
+        self.api(&format!(
+            "/api/v1/query?query={}",
+            crate::prometheus::encode_query(promql)
+        ))["result"]
+            .clone()
+    }
+
+    /// Polls `promql` until `done(result)` holds; the last result either way (bounded).
+    pub fn wait_for(&self, promql: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let r = self.query(promql);
+            if done(&r) || std::time::Instant::now() >= deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// `/api/v1/query_exemplars` over the last 15 minutes: the `data` array.
+    pub fn query_exemplars(&self, promql: &str) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        self.api(&format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            crate::prometheus::encode_query(promql),
+            now - 900,
+            now + 60
+        ))
+    }
+
+    /// Active targets (`health`, `lastError`, `labels`, ...).
+    pub fn targets(&self) -> Value {
+        self.api("/api/v1/targets")["activeTargets"].clone()
+    }
+
+    /// Alerts pending or firing, as Prometheus' rule manager sees them.
+    pub fn alerts(&self) -> Value {
+        self.api("/api/v1/alerts")["alerts"].clone()
+    }
+
+    /// Loaded rule groups (with each rule's `health` and `lastError`).
+    pub fn rule_groups(&self) -> Value {
+        self.api("/api/v1/rules")["groups"].clone()
+    }
+}
+
+impl Drop for PrometheusStack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real Alertmanager (`prometheus-alertmanager`) on a free loopback port, clustering off;
+/// killed on drop.
+#[derive(Debug)]
+pub struct Alertmanager {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    /// Starts it with `config` (YAML text) and waits until ready. `None` when the binary is
+    /// missing (loud notice; panic under CI).
+    pub fn start(config: &str) -> Option<Self> {
+        let Some(bin) = backend::find_binary("prometheus-alertmanager")
+            .or_else(|| backend::find_binary("alertmanager"))
+        else {
+            backend::missing("prometheus-alertmanager", "apt-get install -y prometheus-alertmanager");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, config).expect("write alertmanager.yml");
+        let port = backend::free_port();
+        let log = dir.path().join("alertmanager.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn alertmanager");
+        let am = Alertmanager {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok((200, _)) = http_get(am.addr(), "/-/ready", &[]) {
+                return Some(am);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("alertmanager not ready after 30 s; log:\n{}", am.log());
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The alerts it holds (`/api/v2/alerts`).
+    pub fn alerts(&self) -> Value {
+        let (status, body) = http_get(self.addr(), "/api/v2/alerts", &[]).expect("alertmanager answers");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A webhook receiver on loopback: records every POST (path and JSON body), answers 200.
+#[derive(Debug)]
+pub struct Webhook {
+    addr: SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Webhook {
+    /// Starts listening on a free port.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind webhook");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, s) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Some(hit) = read_post(stream) {
+                            r.lock().unwrap_or_else(|e| e.into_inner()).push(hit);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Webhook {
+            addr,
+            received,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every POST so far: `(path, JSON body)`.
+    pub fn received(&self) -> Vec<(String, Value)> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn read_post(mut stream: TcpStream) -> Option<(String, Value)> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+        if raw.len() > 1 << 20 {
+            return None;
+        }
+    };
+    while raw.len() < head_end + length.min(1 << 20) {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+    let body = serde_json::from_slice(&raw[head_end..]).unwrap_or(Value::Null);
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    Some((path, body))
+}
+
+/// A loopback relay that fetches `target`'s `/metrics` with `Accept: text/plain` and serves
+/// that body: a scrape job through it gets the Prometheus text format from the service even
+/// though Prometheus 2.42 (with exemplar storage) always asks for OpenMetrics.
+#[derive(Debug)]
+pub struct TextRelay {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TextRelay {
+    /// Starts relaying to `target`.
+    pub fn start(target: SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let reply = match http_request(
+                    target,
+                    "GET",
+                    "/metrics",
+                    &[("Accept", "text/plain;version=0.0.4")],
+                    "",
+                ) {
+                    Ok((status, headers, body)) => {
+                        let ct = headers
+                            .iter()
+                            .find(|(k, _)| k == "content-type")
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default();
+                        format!(
+                            "HTTP/1.1 {status} OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    Err(e) => format!(
+                        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{e}",
+                        e.len()
+                    ),
+                };
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        TextRelay { addr, stop }
+    }
+
+    /// Its address (scrape `http://addr/metrics`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TextRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs `jq` (the real binary) with `args` on `input`; its stdout. `None` after the
+/// missing-backend notice when jq is missing (a panic under CI).
+pub fn jq(args: &[&str], input: &Path) -> Option<String> {
+    let Some(bin) = backend::find_binary("jq") else {
+        backend::missing("jq", "apt-get install -y jq");
+        return None;
+    };
+    let mut cmd = Command::new(bin);
+    cmd.args(args).arg(input);
+    let out = run_bounded(cmd, Duration::from_secs(30)).expect("jq runs");
+    assert!(
+        out.status.success(),
+        "jq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]
