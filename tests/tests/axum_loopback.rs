@@ -38,8 +38,11 @@ fn world() -> &'static World {
             .build();
         let tracer = Box::leak(Box::new(provider.tracer("axum-loopback")));
         Box::leak(Box::new(provider));
-        let subscriber =
-            tracing_subscriber::registry().with(observe_core::logs::JsonLayer::builder().writer(logs.clone()).build());
+        let subscriber = tracing_subscriber::registry().with(
+            observe_core::logs::JsonLayer::builder()
+                .writer(logs.clone())
+                .build(),
+        );
         tracing::subscriber::set_global_default(subscriber).unwrap();
         World {
             logs,
