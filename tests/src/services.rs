@@ -188,7 +188,11 @@ fn ports_of(v: &Value, prefix: &str, out: &mut BTreeMap<String, u16>) {
         }
         Value::String(s) => {
             // "127.0.0.1:1234" or "http://127.0.0.1:1234"
-            if let Some(p) = s.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()) {
+            if let Some(p) = s
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').parse().ok())
+            {
                 out.insert(prefix.to_string(), p);
             }
         }
@@ -301,8 +305,12 @@ impl TourServices {
             .iter()
             .filter_map(|(key, port)| {
                 let (service, field) = key.split_once('.')?;
-                (field == "metrics_port")
-                    .then(|| (service.to_string(), SocketAddr::from(([127, 0, 0, 1], *port))))
+                (field == "metrics_port").then(|| {
+                    (
+                        service.to_string(),
+                        SocketAddr::from(([127, 0, 0, 1], *port)),
+                    )
+                })
             })
             .collect()
     }
@@ -313,16 +321,26 @@ impl TourServices {
     }
 
     /// Sends one request to the gateway: status, body and the latency the client saw.
-    pub fn send(&self, method: &str, path: &str, json_body: Option<&str>) -> (u16, String, Duration) {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        json_body: Option<&str>,
+    ) -> (u16, String, Duration) {
         let headers: &[(&str, &str)] = if json_body.is_some() {
             &[("Content-Type", "application/json")]
         } else {
             &[]
         };
         let start = std::time::Instant::now();
-        let (status, _, body) =
-            http_request(self.gateway(), method, path, headers, json_body.unwrap_or(""))
-                .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()));
+        let (status, _, body) = http_request(
+            self.gateway(),
+            method,
+            path,
+            headers,
+            json_body.unwrap_or(""),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()));
         (status, body, start.elapsed())
     }
 
@@ -426,7 +444,14 @@ pub fn peer_client(
     };
     let mut cmd = Command::new(python);
     cmd.arg(backend::repo_root().join("tests/python/peer_client.py"))
-        .args(["--url", url, "--tracestate", tracestate, "--baggage", baggage])
+        .args([
+            "--url",
+            url,
+            "--tracestate",
+            tracestate,
+            "--baggage",
+            baggage,
+        ])
         .args(["--timeout", "10"]);
     if let Some(e) = otlp_http_endpoint {
         cmd.args(["--otlp-endpoint", e]);
@@ -519,7 +544,8 @@ pub fn http_request(
     req.push_str(body);
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read {addr}{path_and_query}: {e}"))?;
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read {addr}{path_and_query}: {e}"))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -702,7 +728,10 @@ impl PrometheusStack {
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--enable-feature=exemplar-storage")
             // Resend firing alerts quickly: the drill waits for them.
@@ -725,7 +754,10 @@ impl PrometheusStack {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("prometheus not ready after 30 s; config:\n{config}\nlog:\n{}", prom.log());
+        panic!(
+            "prometheus not ready after 30 s; config:\n{config}\nlog:\n{}",
+            prom.log()
+        );
     }
 
     /// Its address.
@@ -762,7 +794,12 @@ impl PrometheusStack {
     }
 
     /// Polls `promql` until `done(result)` holds; the last result either way (bounded).
-    pub fn wait_for(&self, promql: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(
+        &self,
+        promql: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let r = self.query(promql);
@@ -827,7 +864,10 @@ impl Alertmanager {
         let Some(bin) = backend::find_binary("prometheus-alertmanager")
             .or_else(|| backend::find_binary("alertmanager"))
         else {
-            backend::missing("prometheus-alertmanager", "apt-get install -y prometheus-alertmanager");
+            backend::missing(
+                "prometheus-alertmanager",
+                "apt-get install -y prometheus-alertmanager",
+            );
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
@@ -838,7 +878,10 @@ impl Alertmanager {
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdin(Stdio::null())
@@ -874,7 +917,8 @@ impl Alertmanager {
 
     /// The alerts it holds (`/api/v2/alerts`).
     pub fn alerts(&self) -> Value {
-        let (status, body) = http_get(self.addr(), "/api/v2/alerts", &[]).expect("alertmanager answers");
+        let (status, body) =
+            http_get(self.addr(), "/api/v2/alerts", &[]).expect("alertmanager answers");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("JSON")
     }
@@ -1085,7 +1129,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_decoded() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap(),
+            b"abcde"
+        );
         assert!(dechunk(b"5\r\nab").is_err());
     }
 }

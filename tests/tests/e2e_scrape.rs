@@ -75,40 +75,85 @@ struct Sent {
     max_latency: BTreeMap<String, f64>,
 }
 
-fn drive(tour: &TourServices) -> Sent {
-    let mut sent = Sent {
-        counts: BTreeMap::new(),
-        max_latency: BTreeMap::new(),
-    };
-    let mut one = |method: &str, path: &str, route: &str, body: Option<&str>, want: u16| {
+impl Sent {
+    fn new() -> Self {
+        Sent {
+            counts: BTreeMap::new(),
+            max_latency: BTreeMap::new(),
+        }
+    }
+
+    fn one(&mut self, tour: &TourServices, method: &str, path: &str, route: &str, want: u16) {
+        let body = (method == "POST").then(|| {
+            if want == 201 {
+                r#"{"sku":"sku-1","quantity":2}"#
+            } else {
+                r#"{"sku":"sku-2","quantity":9}"#
+            }
+        });
         let (status, text, latency) = tour.send(method, path, body);
-        assert_eq!(status, want, "{method} {path}: {text}\nstderr:\n{}", tour.stderr());
-        *sent
+        assert_eq!(
+            status,
+            want,
+            "{method} {path}: {text}\nstderr:\n{}",
+            tour.stderr()
+        );
+        *self
             .counts
             .entry((method.to_string(), route.to_string(), status))
             .or_default() += 1;
-        let max = sent.max_latency.entry(route.to_string()).or_default();
+        let max = self.max_latency.entry(route.to_string()).or_default();
         *max = max.max(latency.as_secs_f64());
-    };
-    for id in 1..=12 {
-        one("GET", &format!("/orders/{id}"), "/orders/{id}", None, 200);
     }
-    for id in [20, 40] {
-        one("GET", &format!("/orders/{id}"), "/orders/{id}", None, 404);
+
+    fn total(&self) -> u64 {
+        self.counts.values().sum()
     }
-    for _ in 0..5 {
-        one("GET", "/fail", "/fail", None, 500);
+
+    /// One request of every kind, so every series exists (and is scraped) before the load.
+    fn warm_up(&mut self, tour: &TourServices) {
+        self.one(tour, "GET", "/orders/1", "/orders/{id}", 200);
+        self.one(tour, "GET", "/orders/20", "/orders/{id}", 404);
+        self.one(tour, "GET", "/fail", "/fail", 500);
+        self.one(tour, "GET", "/slow", "/slow", 200);
+        self.one(tour, "POST", "/orders", "/orders", 201);
+        self.one(tour, "POST", "/orders", "/orders", 409);
     }
-    for _ in 0..3 {
-        one("GET", "/slow", "/slow", None, 200);
+
+    fn load(&mut self, tour: &TourServices) {
+        for id in 2..=12 {
+            self.one(tour, "GET", &format!("/orders/{id}"), "/orders/{id}", 200);
+        }
+        self.one(tour, "GET", "/orders/40", "/orders/{id}", 404);
+        for _ in 0..4 {
+            self.one(tour, "GET", "/fail", "/fail", 500);
+        }
+        for _ in 0..2 {
+            self.one(tour, "GET", "/slow", "/slow", 200);
+        }
+        for _ in 0..2 {
+            self.one(tour, "POST", "/orders", "/orders", 201);
+        }
+        self.one(tour, "POST", "/orders", "/orders", 409);
     }
-    for _ in 0..3 {
-        one("POST", "/orders", "/orders", Some(r#"{"sku":"sku-1","quantity":2}"#), 201);
-    }
-    for _ in 0..2 {
-        one("POST", "/orders", "/orders", Some(r#"{"sku":"sku-2","quantity":9}"#), 409);
-    }
-    sent
+}
+
+/// Waits until Prometheus has scraped `total` routed requests from `job`.
+fn wait_for_total(prom: &PrometheusStack, job: &str, total: u64) {
+    let q = format!(
+        r#"sum(http_server_request_duration_seconds_count{{job="{job}", http_route!=""}})"#
+    );
+    let r = prom.wait_for(&q, Duration::from_secs(30), |r| {
+        r.as_array()
+            .and_then(|a| a.first())
+            .is_some_and(|s| value(s) == total as f64)
+    });
+    assert_eq!(
+        r[0]["value"][1],
+        total.to_string(),
+        "{job}: {r}\ntargets: {}",
+        prom.targets()
+    );
 }
 
 /// Metric names the deploy kit reads from services (`observe` and `tour` in metrics-used.txt).
@@ -142,7 +187,12 @@ fn dashboard_queries() -> Vec<(String, String, String)> {
             if let Some(panels) = v.get("panels").and_then(Value::as_array) {
                 for p in panels {
                     let title = p["title"].as_str().unwrap_or("").to_string();
-                    for t in p.get("targets").and_then(Value::as_array).into_iter().flatten() {
+                    for t in p
+                        .get("targets")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(expr) = t.get("expr").and_then(Value::as_str) {
                             out.push((file.to_string(), title.clone(), expr.to_string()));
                         }
@@ -176,7 +226,9 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
     let services: Vec<String> = targets.iter().map(|(s, _)| s.clone()).collect();
     assert_eq!(
         services.iter().cloned().collect::<BTreeSet<_>>(),
-        ["backend", "dependency", "gateway"].map(String::from).into(),
+        ["backend", "dependency", "gateway"]
+            .map(String::from)
+            .into(),
         "{}",
         tour.announcement()
     );
@@ -198,8 +250,11 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
         return;
     };
 
-    let sent = drive(&tour);
-    let total: u64 = sent.counts.values().sum();
+    let mut sent = Sent::new();
+    sent.warm_up(&tour);
+    wait_for_total(&prom, "gateway", sent.total());
+    sent.load(&tour);
+    let total = sent.total();
 
     // The live output: clean for promtool, and every metric the kit reads is there.
     let mut all_text = String::new();
@@ -223,29 +278,16 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
         .into_iter()
         .filter(|n| !exposed.contains(n.as_str()))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "metrics the deploy kit reads but no tour service exposes: {missing:?}"
-    );
 
     // Prometheus has scraped everything the test sent (both formats).
     for job in ["gateway", "gateway-text"] {
-        let q = format!(r#"sum(http_server_request_duration_seconds_count{{job="{job}"}})"#);
-        let r = prom.wait_for(&q, Duration::from_secs(30), |r| {
-            r.as_array()
-                .and_then(|a| a.first())
-                .is_some_and(|s| value(s) == total as f64)
-        });
-        assert_eq!(
-            r[0]["value"][1],
-            total.to_string(),
-            "{job}: {r}\ntargets: {}",
-            prom.targets()
-        );
+        wait_for_total(&prom, job, total);
     }
 
     // `up` is 1 for every target, and every target parsed cleanly.
-    let up = prom.query("up");
+    let up = prom.wait_for("up", Duration::from_secs(20), |r| {
+        r.as_array().is_some_and(|a| a.len() == 6)
+    });
     assert_eq!(up.as_array().unwrap().len(), 6, "{up}");
     for s in up.as_array().unwrap() {
         assert_eq!(value(s), 1.0, "{s}");
@@ -270,7 +312,11 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
                     (
                         m["http_request_method"].as_str().unwrap().to_string(),
                         m["http_route"].as_str().unwrap_or("").to_string(),
-                        m["http_response_status_code"].as_str().unwrap().parse().unwrap(),
+                        m["http_response_status_code"]
+                            .as_str()
+                            .unwrap()
+                            .parse()
+                            .unwrap(),
                     ),
                     value(s) as u64,
                 )
@@ -286,7 +332,10 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
             "http_route",
         );
         for route in sent.max_latency.keys() {
-            assert!(rates.get(route).is_some_and(|r| *r > 0.0), "{job} {route}: {rates:?}");
+            assert!(
+                rates.get(route).is_some_and(|r| *r > 0.0),
+                "{job} {route}: {rates:?}"
+            );
         }
 
         // Error ratio per route (5xx over all): /fail always fails, nothing else does.
@@ -314,7 +363,10 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
         );
         for (route, max) in &sent.max_latency {
             let q = p99[route];
-            assert!(q <= bucket_upper(*max), "{job} {route}: p99 {q} > bucket of {max}");
+            assert!(
+                q <= bucket_upper(*max),
+                "{job} {route}: p99 {q} > bucket of {max}"
+            );
         }
         assert!(p99["/slow"] > 0.25, "{job}: {p99:?}");
     }
@@ -331,7 +383,10 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
             (
                 (
                     s["metric"]["rpc_method"].as_str().unwrap().to_string(),
-                    s["metric"]["rpc_response_status_code"].as_str().unwrap().to_string(),
+                    s["metric"]["rpc_response_status_code"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
                 ),
                 value(s),
             )
@@ -356,11 +411,13 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
     assert_eq!(placed.get("rejected"), Some(&2.0), "{placed:?}");
 
     // Every dashboard query returns data for some service (and route) of the tour.
-    prom.wait_for(
+    // (The recording rules first: one 30-day budget series per job, six jobs.)
+    let budget = prom.wait_for(
         "job:observe_server_error_budget_remaining:ratio_30d",
-        Duration::from_secs(20),
-        |r| r.as_array().is_some_and(|a| !a.is_empty()),
+        Duration::from_secs(30),
+        |r| r.as_array().is_some_and(|a| a.len() == 6),
     );
+    assert_eq!(budget.as_array().map(Vec::len), Some(6), "{budget}");
     let routes_of = |service: &str| -> Vec<String> {
         by_label(
             &prom.query(&format!(
@@ -401,7 +458,12 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
         }
     }
     assert!(checked > 40, "only {checked} dashboard queries found");
-    assert!(empty.is_empty(), "dashboard queries with no data:\n{}", empty.join("\n"));
+    assert!(
+        missing.is_empty() && empty.is_empty(),
+        "metrics the deploy kit reads but no tour service exposes: {missing:?}\n\
+         dashboard queries with no data:\n{}",
+        empty.join("\n")
+    );
 
     tour.stop();
 }
