@@ -53,10 +53,9 @@ async fn python_server_sees_the_rust_client_span_as_its_parent() {
     )
     .expect("install the tracer");
     let metrics = Metrics::new(Default::default()).leak();
-    let hyper_client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<Full<Bytes>>();
+    let hyper_client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<Full<Bytes>>();
     let client = tower::ServiceBuilder::new()
         .layer(ClientLayer::new().metrics(metrics))
         .service(hyper_client);
@@ -74,7 +73,10 @@ async fn python_server_sees_the_rust_client_span_as_its_parent() {
                 .expect("the call succeeds");
             let status = response.status().as_u16();
             let body = response.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<Value>(&body).expect("JSON"))
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).expect("JSON"),
+            )
         }
         .with_context(cx)
     };
@@ -104,7 +106,11 @@ async fn python_server_sees_the_rust_client_span_as_its_parent() {
     // Both sides' spans, as the receiver got them.
     let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
     let trace = spans_of_trace(&spans, &trace_hex);
-    assert_eq!(trace.len(), 2, "one Rust client span + one Python server span: {spans:#?}");
+    assert_eq!(
+        trace.len(),
+        2,
+        "one Rust client span + one Python server span: {spans:#?}"
+    );
     let rust = trace
         .iter()
         .find(|s| s["resource"]["service.name"] == "e2e-rust-client")
