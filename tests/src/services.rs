@@ -42,7 +42,13 @@ pub struct Announced {
 
 impl Announced {
     /// Spawns `cmd` and waits (bounded) for its first stdout line, which must be a JSON object.
-    pub fn spawn(mut cmd: Command, what: &str) -> Result<Self, String> {
+    pub fn spawn(cmd: Command, what: &str) -> Result<Self, String> {
+        Self::spawn_until(cmd, what, None)
+    }
+
+    /// Spawns `cmd` and waits (bounded) for the first stdout line that is a JSON object with
+    /// the key `key` (any first line when `None`); lines before it are kept as output.
+    pub fn spawn_until(mut cmd: Command, what: &str, key: Option<&str>) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let stdout_path = dir.path().join("stdout.log");
         let stderr_path = dir.path().join("stderr.log");
@@ -56,19 +62,30 @@ impl Announced {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut out = std::fs::File::create(&stdout_path).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel();
-        // One thread per child: hands over the first line, then copies the rest to the file
-        // (line by line, so a reader of the file never sees half a line for long).
+        let key = key.map(str::to_string);
+        // One thread per child: hands over the announcement line, copies every other line to
+        // the file (line by line, so a reader of the file never sees half a line for long).
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
+            let mut tx = Some(tx);
             let mut buf = Vec::new();
             loop {
                 buf.clear();
                 match reader.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
+                        if tx.is_some() {
+                            let announced = match &key {
+                                None => true,
+                                Some(k) => serde_json::from_slice::<Value>(&buf)
+                                    .is_ok_and(|v| v.get(k.as_str()).is_some()),
+                            };
+                            if announced {
+                                let line = String::from_utf8_lossy(&buf).into_owned();
+                                let _ = tx.take().map(|tx| tx.send(line));
+                                continue;
+                            }
+                        }
                         if out.write_all(&buf).is_err() {
                             break;
                         }
@@ -225,6 +242,110 @@ pub struct TourOptions {
     pub env: Vec<(String, String)>,
 }
 
+/// A clean environment for what observe reads, so the developer's shell cannot change the
+/// outcome; then what the test asks for.
+fn apply_env(cmd: &mut Command, options: &TourOptions) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_")
+            || k.starts_with("OBSERVE_")
+            || k == "RUST_LOG"
+            || k == "TOUR_FAULT"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    if let Some(e) = &options.otlp_endpoint {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", e);
+    }
+    if let Some(p) = &options.otlp_protocol {
+        cmd.env("OTEL_EXPORTER_OTLP_PROTOCOL", p);
+    }
+    for (k, v) in &options.env {
+        cmd.env(k, v);
+    }
+}
+
+fn fault_arg(fault: Fault) -> &'static str {
+    match fault {
+        Fault::None => "none",
+        Fault::Slow => "slow",
+        Fault::Fail => "fail",
+    }
+}
+
+/// One tour service run alone (`tour-service --role <role> [--upstream addr]`), e.g. with a
+/// Python peer as its upstream.
+#[derive(Debug)]
+pub struct TourService {
+    process: Announced,
+    port: u16,
+    metrics_port: u16,
+}
+
+impl TourService {
+    /// Starts `role` (`gateway`, `backend` or `dependency`) calling `upstream`, and waits for
+    /// its ready line.
+    pub fn start(
+        bin: impl AsRef<Path>,
+        role: &str,
+        upstream: Option<SocketAddr>,
+        options: &TourOptions,
+    ) -> Result<Self, String> {
+        let mut cmd = Command::new(bin.as_ref());
+        cmd.args(["--role", role]);
+        if let Some(up) = upstream {
+            cmd.args(["--upstream", &up.to_string()]);
+        }
+        if role == "backend" {
+            cmd.args(["--fault", fault_arg(options.fault)]);
+        }
+        apply_env(&mut cmd, options);
+        let process = Announced::spawn_until(
+            cmd,
+            &format!("tour-service --role {role}"),
+            Some("tour.ready"),
+        )?;
+        let ready = &process.announcement()["tour.ready"];
+        let port = |k: &str| {
+            ready[k]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| format!("no {k} in {ready}"))
+        };
+        Ok(TourService {
+            port: port("port")?,
+            metrics_port: port("metrics_port")?,
+            process,
+        })
+    }
+
+    /// Its main address (HTTP, or gRPC for the backend).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Where it serves `/metrics`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.metrics_port))
+    }
+
+    /// Its stdout so far (JSON log lines).
+    pub fn logs(&self) -> String {
+        self.process.stdout()
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        self.process.stderr()
+    }
+
+    /// Stops it (SIGTERM, so it flushes its spans), bounded.
+    pub fn stop(&mut self) {
+        self.process.stop(Duration::from_secs(10));
+    }
+}
+
 /// The tour services (`tour-service --serve`): gateway (axum) -> backend (tonic) -> dependency.
 #[derive(Debug)]
 pub struct TourServices {
@@ -237,34 +358,9 @@ impl TourServices {
     /// `env!("CARGO_BIN_EXE_tour-service")`) and waits for its ports line.
     pub fn start(bin: impl AsRef<Path>, options: TourOptions) -> Result<Self, String> {
         let mut cmd = Command::new(bin.as_ref());
-        cmd.arg("--serve");
-        match options.fault {
-            Fault::None => {}
-            Fault::Slow => {
-                cmd.args(["--fault", "slow"]);
-            }
-            Fault::Fail => {
-                cmd.args(["--fault", "fail"]);
-            }
-        }
-        // A clean environment for what observe reads, so the developer's shell cannot change
-        // the outcome; then what the test asks for.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OTEL_") || k.starts_with("OBSERVE_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("OTEL_BSP_SCHEDULE_DELAY", "200");
-        if let Some(e) = &options.otlp_endpoint {
-            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", e);
-        }
-        if let Some(p) = &options.otlp_protocol {
-            cmd.env("OTEL_EXPORTER_OTLP_PROTOCOL", p);
-        }
-        for (k, v) in &options.env {
-            cmd.env(k, v);
-        }
-        let process = Announced::spawn(cmd, "tour-service --serve")?;
+        cmd.args(["--serve", "--fault", fault_arg(options.fault)]);
+        apply_env(&mut cmd, &options);
+        let process = Announced::spawn_until(cmd, "tour-service --serve", Some("gateway"))?;
         let mut ports = BTreeMap::new();
         ports_of(process.announcement(), "", &mut ports);
         Ok(TourServices { process, ports })

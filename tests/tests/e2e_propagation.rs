@@ -15,8 +15,9 @@ use observe_core::context::{FutureExt, RequestContext};
 use observe_core::http::ClientLayer;
 use observe_core::metrics::{Format, Metrics};
 use observe_core::trace;
+use observe_tests::backend;
 use observe_tests::otlp::OtlpReceiver;
-use observe_tests::services::PeerServer;
+use observe_tests::services::{peer_client, PeerServer, TourOptions, TourService};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -156,4 +157,133 @@ async fn python_server_sees_the_rust_client_span_as_its_parent() {
             .unwrap_or_else(|| panic!("no client count for {status} in\n{text}"));
         assert!(line.ends_with(" 1"), "{line}");
     }
+}
+
+const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+const BAGGAGE: &str = "tenant=acme,user.id=42";
+
+/// Python client -> gateway (axum) -> backend (tonic) -> Python server. The Rust services keep
+/// the Python trace, forward its tracestate unchanged and carry its baggage to the hop after
+/// the backend; the receiver holds one connected trace from four processes.
+#[test]
+fn python_trace_continues_through_the_rust_services_with_tracestate_and_baggage() {
+    let Some(bin) = option_env!("CARGO_BIN_EXE_tour-service") else {
+        backend::missing(
+            "the tour-service binary (tests/src/bin/tour-service.rs)",
+            "build it with the tour example (branch tour)",
+        );
+        return;
+    };
+    let Some(receiver) = OtlpReceiver::start() else {
+        return;
+    };
+    // The Python server stands in for the tour's dependency: it answers `GET /stock/{sku}`
+    // with 200 and reports the headers the backend sent.
+    let Some(peer) = PeerServer::start(Some(&receiver.http_endpoint())) else {
+        return;
+    };
+    let options = TourOptions {
+        otlp_endpoint: Some(receiver.grpc_endpoint()),
+        otlp_protocol: Some("grpc".into()),
+        ..Default::default()
+    };
+    let mut backend = TourService::start(bin, "backend", Some(peer.addr()), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut gateway = TourService::start(bin, "gateway", Some(backend.addr()), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let Some(sent) = peer_client(
+        &format!("http://{}/orders/5", gateway.addr()),
+        TRACESTATE,
+        BAGGAGE,
+        Some(&receiver.http_endpoint()),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        sent["status"],
+        200,
+        "{sent}\ngateway: {}\nbackend: {}",
+        gateway.stderr(),
+        backend.stderr()
+    );
+    assert_eq!(
+        sent["tracestate"], TRACESTATE,
+        "the Python SDK sent our tracestate"
+    );
+    let trace_id = sent["trace_id"].as_str().unwrap().to_string();
+    let python_client_span = sent["span_id"].as_str().unwrap().to_string();
+    let body: Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["trace_id"],
+        trace_id.as_str(),
+        "the gateway answers in the Python trace"
+    );
+
+    // What reached the hop after the backend: the same trace, the tracestate byte for byte,
+    // the baggage.
+    let seen = peer.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let hop = &seen[0];
+    assert_eq!(hop["path"], "/stock/sku-5");
+    assert_eq!(hop["parent"]["trace_id"], trace_id.as_str(), "{hop}");
+    assert_eq!(hop["parent"]["sampled"], true, "{hop}");
+    // Stop the services so their batch processors flush, then read the whole trace.
+    gateway.stop();
+    backend.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let trace = loop {
+        let trace = spans_of_trace(&receiver.spans(), &trace_id);
+        let services: std::collections::BTreeSet<String> = trace
+            .iter()
+            .filter_map(|s| s["resource"]["service.name"].as_str().map(str::to_string))
+            .collect();
+        if services.len() >= 4 || std::time::Instant::now() > deadline {
+            break trace;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let of = |service: &str, kind: &str| -> Vec<&Value> {
+        trace
+            .iter()
+            .filter(|s| s["resource"]["service.name"] == service && s["kind"] == kind)
+            .collect()
+    };
+    let py_client = of("python-peer-client", "client");
+    let gw_server = of("tour-gateway", "server");
+    let gw_client = of("tour-gateway", "client");
+    let be_server = of("tour-backend", "server");
+    let be_client = of("tour-backend", "client");
+    let py_server = of("python-peer-server", "server");
+    for (name, spans) in [
+        ("python client", &py_client),
+        ("gateway server", &gw_server),
+        ("gateway client", &gw_client),
+        ("backend server", &be_server),
+        ("backend client", &be_client),
+        ("python server", &py_server),
+    ] {
+        assert_eq!(spans.len(), 1, "one {name} span in the trace: {trace:#?}");
+    }
+    assert_eq!(py_client[0]["span_id"], python_client_span.as_str());
+    assert_eq!(
+        gw_server[0]["parent_span_id"], py_client[0]["span_id"],
+        "the gateway continues the Python span"
+    );
+    assert_eq!(gw_client[0]["parent_span_id"], gw_server[0]["span_id"]);
+    assert_eq!(be_server[0]["parent_span_id"], gw_client[0]["span_id"]);
+    assert_eq!(be_client[0]["parent_span_id"], be_server[0]["span_id"]);
+    assert_eq!(py_server[0]["parent_span_id"], be_client[0]["span_id"]);
+    assert_eq!(hop["parent"]["span_id"], be_client[0]["span_id"]);
+    // Last, so a failure here comes after the trace shape was checked.
+    assert_eq!(
+        hop["headers"]["tracestate"], TRACESTATE,
+        "tracestate forwarded unchanged: {hop}"
+    );
+    assert_eq!(hop["parent"]["tracestate"], TRACESTATE, "{hop}");
+    assert_eq!(
+        hop["baggage"]["tenant"], "acme",
+        "baggage reached the backend: {hop}"
+    );
+    assert_eq!(hop["baggage"]["user.id"], "42", "{hop}");
 }
