@@ -478,7 +478,8 @@ impl Pending {
         error: Option<ErrorType>,
     ) {
         let elapsed = self.start.elapsed();
-        let exemplar = Exemplar::from_context(cx);
+        // Only a span that is actually exported may be pointed at by an exemplar.
+        let exemplar = otel.and_then(|_| Exemplar::from_context(cx));
         self.metrics.http_server().record(
             HttpServerLabels {
                 method: self.method,
