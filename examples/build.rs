@@ -3,9 +3,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure().compile_protos(
-        &["proto/greeter.proto", "proto/tour.proto"],
-        &["proto"],
-    )?;
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/greeter.proto", "proto/tour.proto"], &["proto"])?;
     Ok(())
 }

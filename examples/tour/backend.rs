@@ -35,7 +35,7 @@ pub type OrdersPlaced = Family<[(&'static str, &'static str); 1], Counter>;
 pub fn register_orders_placed(metrics: &Metrics) -> Result<OrdersPlaced, RegisterError> {
     let family = OrdersPlaced::default();
     for outcome in ["success", "rejected", "error"] {
-        family.get_or_create(&[("outcome", outcome)]);
+        drop(family.get_or_create(&[("outcome", outcome)]));
     }
     metrics.register("orders_placed", "Orders placed, by outcome", family.clone())?;
     Ok(family)
@@ -88,7 +88,12 @@ impl Shop {
             )))
             .map_err(|e| e.to_string())?;
         let call = async {
-            let resp = self.http.clone().oneshot(req).await.map_err(|e| e.to_string())?;
+            let resp = self
+                .http
+                .clone()
+                .oneshot(req)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -96,7 +101,10 @@ impl Shop {
                 .await
                 .map_err(|e| e.to_string())?
                 .to_bytes();
-            Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+            Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            ))
         };
         tokio::time::timeout(Duration::from_secs(5), call)
             .await
@@ -114,7 +122,11 @@ impl Orders for Shop {
         let GetOrderRequest { id, slow, fail } = req.into_inner();
         if fail || self.fault == Fault::Fail {
             // Logged with this call's trace id: the same one the gateway logs and returns.
-            tracing::error!(order_id = id, fault = self.fault.as_str(), "order store unavailable");
+            tracing::error!(
+                order_id = id,
+                fault = self.fault.as_str(),
+                "order store unavailable"
+            );
             return Err(Status::internal("order store unavailable"));
         }
         if self.fault == Fault::Slow {
@@ -156,9 +168,14 @@ impl Orders for Shop {
         }
         tracing::info!(%sku, quantity, "reserving stock");
         let reserve = json!({ "sku": sku, "quantity": quantity });
-        let outcome = match self.call(http::Method::POST, "/reserve", Some(reserve)).await {
+        let outcome = match self
+            .call(http::Method::POST, "/reserve", Some(reserve))
+            .await
+        {
             Ok((s, _)) if s.is_success() => Ok(()),
-            Ok((http::StatusCode::CONFLICT, _)) => Err(("rejected", Status::failed_precondition("out of stock"))),
+            Ok((http::StatusCode::CONFLICT, _)) => {
+                Err(("rejected", Status::failed_precondition("out of stock")))
+            }
             Ok((s, _)) => {
                 tracing::error!(status = s.as_u16(), "reservation failed");
                 Err(("error", Status::unavailable("reservation failed")))

@@ -6,11 +6,14 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::Query;
+use axum::extract::{ConnectInfo, Query};
+use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use observe_core::config::Config;
 use observe_core::metrics::{Metrics, MetricsServer};
+use observe_core::status::StatusPage;
 use tokio::net::TcpListener;
 
 use super::cli::{Role, RoleArgs};
@@ -55,36 +58,65 @@ async fn serve(args: RoleArgs) -> Result<(), TourError> {
     let admin = bind(args.admin_port).await?;
     let port = main.local_addr()?.port();
     let admin_port = admin.local_addr()?.port();
-    let admin_app = Router::new().route(
-        "/tour/spans",
-        get(move |Query(q): Query<HashMap<String, String>>| async move {
-            let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(200).min(SPAN_CAPACITY);
-            Json(spans::spans_body(service, q.get("trace_id").map(String::as_str), limit))
-        }),
-    );
-    let admin_task = tokio::spawn(async move { axum::serve(admin, admin_app).await });
+    // The admin port: observe's status page (`/observe`, `/observe.json`; loopback peers only)
+    // and the tour's `/tour/spans`, kept off the service's own port so neither is measured.
+    let page = StatusPage::builder().service_name(service).build();
+    let admin_app = Router::new()
+        .route(
+            "/tour/spans",
+            get(move |Query(q): Query<HashMap<String, String>>| async move {
+                let limit = q
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(200)
+                    .min(SPAN_CAPACITY);
+                Json(spans::spans_body(service, q.get("trace_id").map(String::as_str), limit))
+            }),
+        )
+        .fallback(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: axum::extract::Request| async move {
+                match page.handle(&req, Some(peer)) {
+                    Some(resp) => resp.into_response(),
+                    None => StatusCode::NOT_FOUND.into_response(),
+                }
+            },
+        );
+    let admin_task = tokio::spawn(async move {
+        axum::serve(
+            admin,
+            admin_app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
 
-    let (metrics_port, app): (u16, tokio::task::JoinHandle<Result<(), TourError>>) = match args.role {
+    let (metrics_port, app): (u16, tokio::task::JoinHandle<Result<(), TourError>>) = match args.role
+    {
         Role::Gateway => {
-            let upstream = args.upstream.ok_or(TourError::Setup("gateway needs --upstream"))?;
+            let upstream = args
+                .upstream
+                .ok_or(TourError::Setup("gateway needs --upstream"))?;
             let app = gateway::router(gateway::backend_client(upstream)?);
             let task = tokio::spawn(async move { Ok(axum::serve(main, app).await?) });
             (port, task)
         }
         Role::Dependency => {
-            let task = tokio::spawn(async move { Ok(axum::serve(main, dependency::router()).await?) });
+            let task =
+                tokio::spawn(async move { Ok(axum::serve(main, dependency::router()).await?) });
             (port, task)
         }
         Role::Backend => {
-            let upstream = args.upstream.ok_or(TourError::Setup("backend needs --upstream"))?;
+            let upstream = args
+                .upstream
+                .ok_or(TourError::Setup("backend needs --upstream"))?;
             let placed = backend::register_orders_placed(Metrics::global())
                 .map_err(|e| TourError::Io(format!("cannot register orders_placed: {e}")))?;
             // No HTTP router here: /metrics gets its own port, as the OpenTelemetry Prometheus
             // exporter does it (observe_core::metrics::serve binds a fixed address; the tour
             // binds port 0 and reports the port it got).
-            let metrics = MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], args.metrics_port)))
-                .await
-                .map_err(|e| TourError::Io(format!("cannot listen for /metrics: {e}")))?;
+            let metrics =
+                MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], args.metrics_port)))
+                    .await
+                    .map_err(|e| TourError::Io(format!("cannot listen for /metrics: {e}")))?;
             let metrics_port = metrics.local_addr()?.port();
             tokio::spawn(metrics.run());
             let shop = backend::Shop::new(upstream, args.fault, placed).into_service();

@@ -258,7 +258,9 @@ pub fn parse(
             "--role" => role = Some(value("--role")?.parse::<Role>()?),
             "--fault" => fault = Some(value("--fault")?.parse::<Fault>()?),
             "--port" => port = parse_port("--port", &value("--port")?)?,
-            "--metrics-port" => metrics_port = parse_port("--metrics-port", &value("--metrics-port")?)?,
+            "--metrics-port" => {
+                metrics_port = parse_port("--metrics-port", &value("--metrics-port")?)?
+            }
             "--admin-port" => admin_port = parse_port("--admin-port", &value("--admin-port")?)?,
             "--upstream" => {
                 let v = value("--upstream")?;
@@ -339,11 +341,17 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag_and_value() {
         let e = p(&["--port", "70000"], None).unwrap_err();
-        assert_eq!(e.to_string(), "--port=\"70000\" is invalid: expected a port number 0-65535");
+        assert_eq!(
+            e.to_string(),
+            "--port=\"70000\" is invalid: expected a port number 0-65535"
+        );
         let e = p(&[], Some("sideways")).unwrap_err();
         assert!(e.to_string().starts_with("TOUR_FAULT=\"sideways\""), "{e}");
         assert_eq!(p(&["--role"], None), Err(ArgError::MissingValue("--role")));
-        assert_eq!(p(&["--bogus"], None), Err(ArgError::Unknown("--bogus".into())));
+        assert_eq!(
+            p(&["--bogus"], None),
+            Err(ArgError::Unknown("--bogus".into()))
+        );
         assert_eq!(
             p(&["--role", "gateway"], None),
             Err(ArgError::Required {

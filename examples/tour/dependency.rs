@@ -46,12 +46,19 @@ async fn stock(
 }
 
 async fn reserve(Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
-    let sku = body.get("sku").and_then(Value::as_str).unwrap_or_default().to_string();
+    let sku = body
+        .get("sku")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let quantity = body.get("quantity").and_then(Value::as_u64).unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(3)).await;
     if quantity > MAX_QUANTITY {
         tracing::warn!(%sku, quantity, "not enough stock");
-        return (StatusCode::CONFLICT, Json(json!({ "error": "out of stock" })));
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({ "error": "out of stock" })),
+        );
     }
     tracing::info!(%sku, quantity, "stock reserved");
     (StatusCode::OK, Json(json!({ "reserved": quantity })))

@@ -76,19 +76,50 @@ async fn fetch(mut backend: Backend, req: GetOrderRequest, trace: TraceId) -> Re
     }
 }
 
-async fn get_order(State(backend): State<Backend>, trace: TraceId, Path(id): Path<u64>) -> Response {
+async fn get_order(
+    State(backend): State<Backend>,
+    trace: TraceId,
+    Path(id): Path<u64>,
+) -> Response {
     tracing::info!(order_id = id, "fetching order");
-    fetch(backend, GetOrderRequest { id, slow: false, fail: false }, trace).await
+    fetch(
+        backend,
+        GetOrderRequest {
+            id,
+            slow: false,
+            fail: false,
+        },
+        trace,
+    )
+    .await
 }
 
 async fn slow(State(backend): State<Backend>, trace: TraceId) -> Response {
     tracing::info!("fetching an order the slow way");
-    fetch(backend, GetOrderRequest { id: 7, slow: true, fail: false }, trace).await
+    fetch(
+        backend,
+        GetOrderRequest {
+            id: 7,
+            slow: true,
+            fail: false,
+        },
+        trace,
+    )
+    .await
 }
 
 async fn fail(State(backend): State<Backend>, trace: TraceId) -> Response {
     tracing::info!("fetching an order that fails");
-    fetch(backend, GetOrderRequest { id: 13, slow: false, fail: true }, trace).await
+    fetch(
+        backend,
+        GetOrderRequest {
+            id: 13,
+            slow: false,
+            fail: true,
+        },
+        trace,
+    )
+    .await
 }
 
 async fn place_order(
@@ -105,15 +136,24 @@ async fn place_order(
         tracing::info!("rejected a malformed order");
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "expected {\"sku\": string, \"quantity\": 1..}",
-                         "trace_id": trace.to_string() })),
+            Json(
+                json!({ "error": "expected {\"sku\": string, \"quantity\": 1..}",
+                         "trace_id": trace.to_string() }),
+            ),
         )
             .into_response();
     };
     tracing::info!(sku, quantity, "placing order");
-    let req = PlaceOrderRequest { sku: sku.to_string(), quantity };
+    let req = PlaceOrderRequest {
+        sku: sku.to_string(),
+        quantity,
+    };
     match backend.place_order(req).await {
-        Ok(order) => (StatusCode::CREATED, Json(order_json(&order.into_inner(), trace))).into_response(),
+        Ok(order) => (
+            StatusCode::CREATED,
+            Json(order_json(&order.into_inner(), trace)),
+        )
+            .into_response(),
         Err(status) => from_status(&status, trace),
     }
 }

@@ -110,15 +110,17 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Ok(Command::Role(args)) => child::run(args),
-        Ok(Command::Tour(args)) => std::env::current_exe()
-            .map_err(TourError::from)
-            .and_then(|exe| {
-                if args.serve {
-                    orchestrate::serve(&exe, args.fault)
-                } else {
-                    run(&exe, args.fault).map(|report| print!("{}", report.render()))
-                }
-            }),
+        Ok(Command::Tour(args)) => {
+            std::env::current_exe()
+                .map_err(TourError::from)
+                .and_then(|exe| {
+                    if args.serve {
+                        orchestrate::serve(&exe, args.fault)
+                    } else {
+                        run(&exe, args.fault).map(|report| print!("{}", report.render()))
+                    }
+                })
+        }
         Err(e) => Err(e.into()),
     };
     match result {

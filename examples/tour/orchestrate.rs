@@ -56,6 +56,11 @@ impl ServiceInfo {
         format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
+    /// `http://127.0.0.1:{admin_port}/observe`: observe's status page (`.json` for JSON).
+    pub fn status_url(&self) -> String {
+        format!("http://127.0.0.1:{}/observe", self.admin_port)
+    }
+
     /// `http://127.0.0.1:{admin_port}/tour/spans`.
     pub fn spans_url(&self) -> String {
         format!("http://127.0.0.1:{}/tour/spans", self.admin_port)
@@ -70,7 +75,7 @@ impl ServiceInfo {
         json!({
             "service": self.service, "port": self.port, "metrics_port": self.metrics_port,
             "admin_port": self.admin_port, "metrics_url": self.metrics_url(),
-            "spans_url": self.spans_url(),
+            "spans_url": self.spans_url(), "status_url": self.status_url(),
         })
     }
 }
@@ -150,9 +155,9 @@ impl Services {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| TourError::Io(format!("cannot start {} ({}): {e}", role, exe.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            TourError::Io(format!("cannot start {} ({}): {e}", role, exe.display()))
+        })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         self.running.push(Running { role, child, stdin });
@@ -227,10 +232,12 @@ impl Services {
 
     /// The first service that has exited on its own, if any.
     pub fn exited(&mut self) -> Option<(Role, String)> {
-        self.running.iter_mut().find_map(|r| match r.child.try_wait() {
-            Ok(Some(status)) => Some((r.role, status.to_string())),
-            _ => None,
-        })
+        self.running
+            .iter_mut()
+            .find_map(|r| match r.child.try_wait() {
+                Ok(Some(status)) => Some((r.role, status.to_string())),
+                _ => None,
+            })
     }
 
     /// Stops every service: closes its stdin (it flushes and exits), then kills what is still
@@ -298,7 +305,11 @@ fn read_stdout(
 fn parse_ready(role: Role, line: &str) -> Option<ServiceInfo> {
     let v: Value = serde_json::from_str(line).ok()?;
     let r = v.get(READY_KEY)?;
-    let port = |k: &str| r.get(k).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
+    let port = |k: &str| {
+        r.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+    };
     Some(ServiceInfo {
         role,
         service: r.get("service")?.as_str()?.to_string(),
@@ -351,7 +362,10 @@ pub fn plan() -> Vec<Planned> {
                     method: "POST",
                     path: "/orders".into(),
                     route: "/orders",
-                    body: Some(json!({ "sku": format!("sku-{}", post % 7), "quantity": quantity }).to_string()),
+                    body: Some(
+                        json!({ "sku": format!("sku-{}", post % 7), "quantity": quantity })
+                            .to_string(),
+                    ),
                 }
             }
             8 => Planned {
@@ -406,7 +420,11 @@ async fn request(
     };
     tokio::time::timeout(REQUEST_TIMEOUT, call)
         .await
-        .unwrap_or_else(|_| Err(TourError::Http(format!("{method} {url}: no answer in {REQUEST_TIMEOUT:?}"))))
+        .unwrap_or_else(|_| {
+            Err(TourError::Http(format!(
+                "{method} {url}: no answer in {REQUEST_TIMEOUT:?}"
+            )))
+        })
 }
 
 /// Sends `plan` to the gateway, [`CONCURRENCY`] at a time; results in plan order.
@@ -454,13 +472,20 @@ pub async fn burst(gateway: SocketAddr, plan: &[Planned]) -> Vec<Sent> {
 async fn scrape(client: &HttpClient, info: &ServiceInfo) -> Result<Vec<Sample>, TourError> {
     let (status, body) = request(client, "GET", &info.metrics_url(), None).await?;
     if status != 200 {
-        return Err(TourError::Http(format!("{}: status {status}", info.metrics_url())));
+        return Err(TourError::Http(format!(
+            "{}: status {status}",
+            info.metrics_url()
+        )));
     }
     Ok(prom::parse(&String::from_utf8_lossy(&body)))
 }
 
 fn http_op(s: &Sample) -> Option<String> {
-    Some(format!("{} {}", s.label("http_request_method")?, s.label("http_route")?))
+    Some(format!(
+        "{} {}",
+        s.label("http_request_method")?,
+        s.label("http_route")?
+    ))
 }
 
 fn rpc_op(s: &Sample) -> Option<String> {
@@ -485,14 +510,34 @@ fn red_rows(info: &ServiceInfo, samples: &[Sample]) -> Vec<RedRow> {
     let mut rows = Vec::new();
     match info.role {
         Role::Gateway | Role::Dependency => {
-            rows.extend(prom::red(samples, "http_server_request_duration_seconds", http_op).into_iter().map(|r| row("server", r)));
+            rows.extend(
+                prom::red(samples, "http_server_request_duration_seconds", http_op)
+                    .into_iter()
+                    .map(|r| row("server", r)),
+            );
         }
         Role::Backend => {
-            rows.extend(prom::red(samples, "rpc_server_call_duration_seconds", rpc_op).into_iter().map(|r| row("server", r)));
+            rows.extend(
+                prom::red(samples, "rpc_server_call_duration_seconds", rpc_op)
+                    .into_iter()
+                    .map(|r| row("server", r)),
+            );
         }
     }
-    rows.extend(prom::red(samples, "rpc_client_call_duration_seconds", rpc_op).into_iter().map(|r| row("client", r)));
-    rows.extend(prom::red(samples, "http_client_request_duration_seconds", client_http_op).into_iter().map(|r| row("client", r)));
+    rows.extend(
+        prom::red(samples, "rpc_client_call_duration_seconds", rpc_op)
+            .into_iter()
+            .map(|r| row("client", r)),
+    );
+    rows.extend(
+        prom::red(
+            samples,
+            "http_client_request_duration_seconds",
+            client_http_op,
+        )
+        .into_iter()
+        .map(|r| row("client", r)),
+    );
     rows
 }
 
@@ -509,12 +554,23 @@ async fn fetch_trace(client: &HttpClient, infos: &[ServiceInfo], trace_id: &str)
     let mut any_collector = false;
     for info in infos {
         let url = format!("{}?trace_id={trace_id}", info.spans_url());
-        let Ok((200, body)) = request(client, "GET", &url, None).await else { continue };
-        let Ok(v) = serde_json::from_slice::<Value>(&body) else { continue };
+        let Ok((200, body)) = request(client, "GET", &url, None).await else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
         any_collector |= v.get("collector").and_then(Value::as_bool).unwrap_or(false);
-        let service = v.get("service").and_then(Value::as_str).unwrap_or(&info.service).to_string();
+        let service = v
+            .get("service")
+            .and_then(Value::as_str)
+            .unwrap_or(&info.service)
+            .to_string();
         if let Some(arr) = v.get("spans").and_then(Value::as_array) {
-            spans.extend(arr.iter().filter_map(|s| SpanRecord::from_json(&service, s)));
+            spans.extend(
+                arr.iter()
+                    .filter_map(|s| SpanRecord::from_json(&service, s)),
+            );
         }
     }
     any_collector.then(|| Trace::new(trace_id, spans))
@@ -526,16 +582,21 @@ pub fn export_endpoint() -> Option<String> {
     if disabled {
         return None;
     }
-    ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
 }
 
 /// Runs the whole tour against services started from `exe` and returns what it found. The
 /// services are stopped before this returns, whatever happens.
 pub fn run(exe: &Path, fault: Fault) -> Result<TourReport, TourError> {
     let mut services = Services::start(exe, fault)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(drive(&services));
     services.stop();
     let (logs, dropped) = services.logs();
@@ -577,7 +638,11 @@ async fn drive(services: &Services) -> Result<TourReport, TourError> {
         previous_dependency = total(Role::Dependency);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let red: Vec<RedRow> = infos.iter().zip(&pages).flat_map(|(i, p)| red_rows(i, p)).collect();
+    let red: Vec<RedRow> = infos
+        .iter()
+        .zip(&pages)
+        .flat_map(|(i, p)| red_rows(i, p))
+        .collect();
     let backend_page = infos
         .iter()
         .position(|i| i.role == Role::Backend)
@@ -585,7 +650,9 @@ async fn drive(services: &Services) -> Result<TourReport, TourError> {
     let orders_placed: Vec<(String, u64)> = ["success", "rejected", "error"]
         .iter()
         .map(|o| {
-            let n = backend_page.map_or(0.0, |p| prom::sum(p, "orders_placed_total", &[("outcome", o)]));
+            let n = backend_page.map_or(0.0, |p| {
+                prom::sum(p, "orders_placed_total", &[("outcome", o)])
+            });
             (o.to_string(), n as u64)
         })
         .collect();
@@ -603,7 +670,9 @@ async fn drive(services: &Services) -> Result<TourReport, TourError> {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             let trace = fetch_trace(&client, &infos, &trace_id).await;
-            let complete = trace.as_ref().is_none_or(|t| t.services().len() >= infos.len());
+            let complete = trace
+                .as_ref()
+                .is_none_or(|t| t.services().len() >= infos.len());
             if complete || Instant::now() >= deadline {
                 waterfall = Some(match trace {
                     Some(t) => WaterfallSection::Trace(t),
@@ -633,7 +702,9 @@ async fn drive(services: &Services) -> Result<TourReport, TourError> {
 pub fn serve(exe: &Path, fault: Fault) -> Result<(), TourError> {
     let mut services = Services::start(exe, fault)?;
     services.echo_logs_after(&services.ports_json().to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -49,7 +49,7 @@ fn parse_line(line: &str) -> Option<Sample> {
     let mut labels = Vec::new();
     if let Some(body) = rest.strip_prefix('{') {
         let mut chars = body.char_indices().peekable();
-        let mut end = None;
+        let end;
         loop {
             // key
             while chars.peek().is_some_and(|(_, c)| *c == ',' || *c == ' ') {
@@ -57,7 +57,7 @@ fn parse_line(line: &str) -> Option<Sample> {
             }
             let (start, c) = *chars.peek()?;
             if c == '}' {
-                end = Some(start + 1);
+                end = start + 1;
                 break;
             }
             let eq = body[start..].find('=')? + start;
@@ -81,7 +81,7 @@ fn parse_line(line: &str) -> Option<Sample> {
             }
             labels.push((key, value));
         }
-        rest = &body[end?..];
+        rest = &body[end..];
     }
     let value = rest.split_whitespace().next()?;
     let value = match value {
@@ -243,7 +243,11 @@ http_server_request_duration_seconds_count{http_request_method="GET",url_scheme=
     fn red_sums_statuses_and_counts_error_types() {
         let samples = parse(PAGE);
         let rows = red(&samples, "http_server_request_duration_seconds", |s| {
-            Some(format!("{} {}", s.label("http_request_method")?, s.label("http_route")?))
+            Some(format!(
+                "{} {}",
+                s.label("http_request_method")?,
+                s.label("http_route")?
+            ))
         });
         assert_eq!(rows.len(), 1, "the unrouted series is skipped: {rows:?}");
         let r = &rows[0];

@@ -114,7 +114,10 @@ impl TourReport {
     }
 
     fn render_intro(&self, out: &mut String) {
-        let _ = writeln!(out, "observe tour: three services, each its own process with its own init()");
+        let _ = writeln!(
+            out,
+            "observe tour: three services, each its own process with its own init()"
+        );
         for s in &self.services {
             let what = match s.role {
                 Role::Gateway => "axum HTTP gateway",
@@ -175,25 +178,47 @@ impl TourReport {
     }
 
     fn render_red(&self, out: &mut String) {
-        let _ = writeln!(out, "2. METRICS - RED per service and operation, read back from each /metrics:");
-        let width = self.red.iter().map(|r| r.red.operation.len()).max().unwrap_or(9).max(9);
         let _ = writeln!(
             out,
-            "   {:<16} {:<6} {:<width$} {:>6} {:>6} {:>9} {:>9}",
-            "service", "side", "operation", "count", "errors", "p50", "p99"
+            "2. METRICS - RED per service and operation, read back from each /metrics:"
         );
+        let width = self
+            .red
+            .iter()
+            .map(|r| r.red.operation.len())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        let _ = writeln!(
+            out,
+            "   {:<16} {:<6} {:<width$} {:>6} {:>6} {:>9} {:>9} {:>6}",
+            "service", "side", "operation", "count", "errors", "p50", "p99", "sent"
+        );
+        let gateway = self.service(Role::Gateway).map(|s| s.service.as_str());
         for r in &self.red {
             let q = |v: Option<f64>| v.map_or_else(|| "-".into(), |s| format!("{:.1}ms", s * 1e3));
+            // What the tour itself sent, beside what the gateway counted.
+            let sent = if Some(r.service.as_str()) == gateway && r.side == "server" {
+                let n = self
+                    .sent
+                    .iter()
+                    .filter(|s| format!("{} {}", s.method, s.route) == r.red.operation)
+                    .count();
+                n.to_string()
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "   {:<16} {:<6} {:<width$} {:>6} {:>6} {:>9} {:>9}",
+                "   {:<16} {:<6} {:<width$} {:>6} {:>6} {:>9} {:>9} {:>6}",
                 r.service,
                 r.side,
                 r.red.operation,
                 r.red.count,
                 r.red.errors,
                 q(r.red.p50),
-                q(r.red.p99)
+                q(r.red.p99),
+                sent
             );
         }
         let placed: Vec<String> = self
@@ -201,7 +226,11 @@ impl TourReport {
             .iter()
             .map(|(o, n)| format!("{o}={n}"))
             .collect();
-        let _ = writeln!(out, "   business counter orders_placed_total (backend): {}", placed.join(" "));
+        let _ = writeln!(
+            out,
+            "   business counter orders_placed_total (backend): {}",
+            placed.join(" ")
+        );
         let _ = writeln!(
             out,
             "   errors = requests with an error_type label (5xx, failing gRPC codes); 404/409 are not errors.\n   p50/p99 are interpolated within histogram buckets, as histogram_quantile does.\n"
@@ -209,16 +238,26 @@ impl TourReport {
     }
 
     fn render_waterfall(&self, out: &mut String) {
-        let _ = writeln!(out, "3. TRACE - the slowest request, as one trace across services:");
+        let _ = writeln!(
+            out,
+            "3. TRACE - the slowest request, as one trace across services:"
+        );
         match &self.waterfall {
             None => {
                 let _ = writeln!(out, "   (no request returned a trace id)");
             }
             Some(WaterfallSection::NoCollector) => {
-                let _ = writeln!(out, "   (tracing is disabled in the services: no spans were kept)");
+                let _ = writeln!(
+                    out,
+                    "   (tracing is disabled in the services: no spans were kept)"
+                );
             }
             Some(WaterfallSection::Trace(t)) if t.spans.is_empty() => {
-                let _ = writeln!(out, "   (no span of trace {} was kept; the request was not sampled)", t.trace_id);
+                let _ = writeln!(
+                    out,
+                    "   (no span of trace {} was kept; the request was not sampled)",
+                    t.trace_id
+                );
             }
             Some(WaterfallSection::Trace(t)) => {
                 let _ = writeln!(
@@ -254,6 +293,12 @@ impl TourReport {
         let _ = writeln!(out, "4. WHERE TO LOOK NEXT");
         for s in &self.services {
             let _ = writeln!(out, "   {:<16} metrics  {}", s.service, s.metrics_url());
+            let _ = writeln!(
+                out,
+                "   {:<16} status   {}  (RED, recent slow/failed requests)",
+                "",
+                s.status_url()
+            );
             let _ = writeln!(out, "   {:<16} spans    {}", "", s.spans_url());
         }
         let _ = writeln!(
@@ -264,7 +309,11 @@ impl TourReport {
         let _ = writeln!(out, "     scrape_configs:");
         for s in &self.services {
             let _ = writeln!(out, "       - job_name: {}", s.service);
-            let _ = writeln!(out, "         static_configs: [{{ targets: [\"127.0.0.1:{}\"] }}]", s.metrics_port);
+            let _ = writeln!(
+                out,
+                "         static_configs: [{{ targets: [\"127.0.0.1:{}\"] }}]",
+                s.metrics_port
+            );
         }
         let _ = writeln!(
             out,

@@ -271,7 +271,12 @@ impl Trace {
             .map(|s| 2 * self.depth(s) + s.name.len() + if s.kind == "client" { 9 } else { 0 })
             .max()
             .unwrap_or(0);
-        let service_width = self.spans.iter().map(|s| s.service.len()).max().unwrap_or(0);
+        let service_width = self
+            .spans
+            .iter()
+            .map(|s| s.service.len())
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(
             out,
             "  {:>9} {:>9}  {:sw$}  {:w$}  timeline",
@@ -309,7 +314,10 @@ impl Trace {
                 w = width
             );
         }
-        let _ = writeln!(out, "  where the time went (each span's own time, children excluded):");
+        let _ = writeln!(
+            out,
+            "  where the time went (each span's own time, children excluded):"
+        );
         for share in self.shares() {
             let _ = writeln!(
                 out,
@@ -336,7 +344,14 @@ pub fn by_trace(spans: impl IntoIterator<Item = SpanRecord>) -> HashMap<String, 
 mod tests {
     use super::*;
 
-    fn span(service: &str, id: &str, parent: Option<&str>, kind: &str, start: u128, end: u128) -> SpanRecord {
+    fn span(
+        service: &str,
+        id: &str,
+        parent: Option<&str>,
+        kind: &str,
+        start: u128,
+        end: u128,
+    ) -> SpanRecord {
         SpanRecord {
             service: service.into(),
             trace_id: "t".into(),
@@ -386,10 +401,16 @@ mod tests {
     fn waterfall_indents_children_and_names_every_service() {
         let w = trace().waterfall();
         let lines: Vec<&str> = w.lines().collect();
-        assert!(lines[1].contains("gateway") && lines[1].contains(" span-a "), "{w}");
+        assert!(
+            lines[1].contains("gateway") && lines[1].contains(" span-a "),
+            "{w}"
+        );
         assert!(lines[2].contains("  span-b (client)"), "{w}");
         assert!(lines[5].contains("        span-e"), "{w}");
-        assert!(lines[1].contains("|################################|"), "{w}");
+        assert!(
+            lines[1].contains("|################################|"),
+            "{w}"
+        );
         assert!(w.contains("dependency") && w.contains("58.0ms"), "{w}");
     }
 
