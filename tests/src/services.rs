@@ -614,6 +614,9 @@ pub fn http_get(
     Ok((status, body))
 }
 
+/// A response: status, headers (lowercased names), body.
+pub type Response = (u16, Vec<(String, String)>, String);
+
 /// A blocking HTTP/1.1 request on loopback: status, response headers (lowercased names), body.
 pub fn http_request(
     addr: SocketAddr,
@@ -621,7 +624,7 @@ pub fn http_request(
     path_and_query: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> Result<(u16, Vec<(String, String)>, String), String> {
+) -> Result<Response, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))

@@ -122,7 +122,7 @@ impl Traffic {
             while !s.load(Ordering::Relaxed) && Instant::now() < end {
                 i += 1;
                 let _ = http_request(gateway, "GET", &format!("/orders/{}", i % 19 + 1), &[], "");
-                if i % 4 == 0 {
+                if i.is_multiple_of(4) {
                     let _ = http_request(
                         gateway,
                         "POST",

@@ -84,13 +84,11 @@ impl Sent {
     }
 
     fn one(&mut self, tour: &TourServices, method: &str, path: &str, route: &str, want: u16) {
-        let body = (method == "POST").then(|| {
-            if want == 201 {
-                r#"{"sku":"sku-1","quantity":2}"#
-            } else {
-                r#"{"sku":"sku-2","quantity":9}"#
-            }
-        });
+        let body = match (method, want) {
+            ("POST", 201) => Some(r#"{"sku":"sku-1","quantity":2}"#),
+            ("POST", _) => Some(r#"{"sku":"sku-2","quantity":9}"#),
+            _ => None,
+        };
         let (status, text, latency) = tour.send(method, path, body);
         assert_eq!(
             status,
