@@ -535,3 +535,28 @@ fn drill_without_fault_fires_no_alert() {
     assert_eq!(stack.alertmanager.alerts(), serde_json::json!([]));
     assert!(stack.webhook.received().is_empty());
 }
+
+/// The drill reads the runbook the way an operator does: the promql blocks of "Diagnose, in
+/// order" in order, a query continued on indented lines kept whole.
+#[test]
+fn runbook_queries_are_extracted_in_order() {
+    let runbook = std::fs::read_to_string(runbook_path(ALERT)).unwrap();
+    let steps: Vec<Vec<String>> = code_blocks(section(&runbook, "Diagnose, in order"), "promql")
+        .iter()
+        .map(|b| queries(b))
+        .collect();
+    let counts: Vec<usize> = steps.iter().map(Vec::len).collect();
+    assert_eq!(counts, [2, 1, 1, 1, 2], "{steps:#?}");
+    assert!(steps[0][0].starts_with("job:observe_server_errors:ratio_rate5m{"));
+    assert!(
+        steps[3][0].contains(") / sum by (instance)"),
+        "the continued line joins its query: {}",
+        steps[3][0]
+    );
+    let all: Vec<&String> = steps.iter().flatten().collect();
+    assert!(all.iter().all(|q| q.contains(r#"job="shop""#)), "{all:#?}");
+    assert!(
+        code_blocks("```promql\nup\n```\n```sh\nls\n```", "promql") == ["up\n"],
+        "only the asked language"
+    );
+}
