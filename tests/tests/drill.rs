@@ -220,66 +220,67 @@ fn queries(block: &str) -> Vec<String> {
     out
 }
 
-#[test]
-fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(stack) = start_stack(Fault::Fail) else {
-        return;
-    };
-    let traffic = Traffic::start(stack.tour.gateway());
+/// `(job, protocol)` of every firing `alert`.
+fn firing_jobs(alerts: &[Value], alert: &str) -> BTreeSet<(String, String)> {
+    alerts
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == alert)
+        .map(|a| {
+            (
+                a["labels"]["job"].as_str().unwrap_or("").to_string(),
+                a["labels"]["protocol"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
 
-    // 1. The alert fires, for the services that fail users, and only burn alerts fire.
+/// Step 1 of a drill: `alert` fires for the gateway (HTTP) and the backend (gRPC) and nothing
+/// but it and its slow-burn `sibling` fires; it reaches Alertmanager routed to `page` (the
+/// sibling inhibited) and the page webhook, with a runbook link naming a runbook file.
+/// Returns that runbook's markdown.
+fn alert_reaches_the_pager(stack: &Stack, alert: &str, sibling: &str) -> String {
+    let want: BTreeSet<(String, String)> = [("backend", "grpc"), ("gateway", "http")]
+        .map(|(j, p)| (j.to_string(), p.to_string()))
+        .into();
     let deadline = Instant::now() + Duration::from_secs(90);
-    let fired = loop {
+    let alerts = loop {
         let f = firing(&stack.prom);
-        let jobs: BTreeSet<(String, String)> = f
-            .iter()
-            .filter(|a| a["labels"]["alertname"] == ALERT)
-            .map(|a| {
-                (
-                    a["labels"]["job"].as_str().unwrap_or("").to_string(),
-                    a["labels"]["protocol"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
-        if jobs.len() >= 2 || Instant::now() > deadline {
-            break (f, jobs);
+        if firing_jobs(&f, alert) == want || Instant::now() > deadline {
+            break f;
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let (alerts, jobs) = fired;
     assert_eq!(
-        jobs,
-        [
-            ("backend".to_string(), "grpc".to_string()),
-            ("gateway".to_string(), "http".to_string())
-        ]
-        .into(),
-        "{ALERT} fires for the gateway (HTTP 500s) and the backend (INTERNAL); firing: {alerts:#?}"
+        firing_jobs(&alerts, alert),
+        want,
+        "{alert} fires for the gateway and the backend; firing: {alerts:#?}"
     );
     for a in &alerts {
         let name = a["labels"]["alertname"].as_str().unwrap();
         assert!(
-            name == ALERT || name == "ObserveErrorBudgetSlowBurn",
-            "only error-budget alerts fire under this fault, not {name}: {a}"
+            name == alert || name == sibling,
+            "only {alert} (and {sibling}) fire under this fault, not {name}: {a}"
         );
         assert!(
             a["labels"]["job"] == "gateway" || a["labels"]["job"] == "backend",
             "the dependency is healthy: {a}"
         );
     }
-    let alert = alerts
+    let firing_alert = alerts
         .iter()
-        .find(|a| a["labels"]["alertname"] == ALERT && a["labels"]["job"] == "gateway")
+        .find(|a| a["labels"]["alertname"] == alert && a["labels"]["job"] == "gateway")
         .unwrap();
-    assert_eq!(alert["labels"]["severity"], "page");
-    let runbook_url = alert["annotations"]["runbook_url"].as_str().unwrap();
+    assert_eq!(firing_alert["labels"]["severity"], "page");
+    let runbook_url = firing_alert["annotations"]["runbook_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        runbook_url.ends_with(&format!("/{ALERT}.md")),
+        runbook_url.ends_with(&format!("/{alert}.md")),
         "{runbook_url}"
     );
-    let runbook = std::fs::read_to_string(runbook_path(ALERT)).expect("the runbook exists");
-    assert!(runbook.starts_with(&format!("# {ALERT}\n")));
+    let runbook = std::fs::read_to_string(runbook_path(alert)).expect("the runbook exists");
+    assert!(runbook.starts_with(&format!("# {alert}\n")));
 
     // ... reaches Alertmanager, routed to `page` ...
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -289,18 +290,18 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|a| a["labels"]["alertname"] == ALERT && a["labels"]["job"] == "gateway");
+            .find(|a| a["labels"]["alertname"] == alert && a["labels"]["job"] == "gateway");
         if let Some(a) = found {
             break a.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "{ALERT} not in Alertmanager: {am}\nprometheus log:\n{}",
+            "{alert} not in Alertmanager: {am}\nprometheus log:\n{}",
             stack.prom.log()
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    assert_eq!(in_am["annotations"]["runbook_url"], runbook_url);
+    assert_eq!(in_am["annotations"]["runbook_url"], runbook_url.as_str());
     let receivers: Vec<&str> = in_am["receivers"]
         .as_array()
         .unwrap()
@@ -310,7 +311,7 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
     assert_eq!(receivers, ["page"], "{in_am}");
     // (A slow burn for the same job and protocol is inhibited by the page.)
     for a in stack.alertmanager.alerts().as_array().unwrap() {
-        if a["labels"]["alertname"] == "ObserveErrorBudgetSlowBurn" {
+        if a["labels"]["alertname"] == sibling {
             assert_eq!(a["status"]["state"], "suppressed", "{a}");
         }
     }
@@ -324,7 +325,7 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|a| a["labels"]["alertname"] == ALERT)
+                .any(|a| a["labels"]["alertname"] == alert)
         });
         if let Some(hit) = hit {
             break hit;
@@ -340,86 +341,61 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
     assert_eq!(notification["receiver"], "page");
     assert_eq!(notification["status"], "firing");
     for a in notification["alerts"].as_array().unwrap() {
-        assert_eq!(a["labels"]["alertname"], ALERT, "{a}");
-        assert_eq!(a["annotations"]["runbook_url"], runbook_url, "{a}");
+        assert_eq!(a["labels"]["alertname"], alert, "{a}");
+        assert_eq!(a["annotations"]["runbook_url"], runbook_url.as_str(), "{a}");
     }
+    runbook
+}
 
-    // 2. The runbook's queries, in order, for each job the alert names.
-    let diagnose = section(&runbook, "Diagnose, in order");
-    let steps: Vec<Vec<String>> = code_blocks(diagnose, "promql")
+/// Step 2: the runbook's "Diagnose, in order" queries, in order, for `job` (the runbooks
+/// write `job="shop"`): per step, every query with its result. Every query must be valid.
+fn run_runbook_queries(stack: &Stack, runbook: &str, job: &str) -> Vec<Vec<(String, Value)>> {
+    let steps: Vec<Vec<String>> = code_blocks(section(runbook, "Diagnose, in order"), "promql")
         .iter()
         .map(|b| queries(b))
         .collect();
     assert!(steps.len() >= 4, "{steps:#?}");
-    let mut named_routes = BTreeSet::new();
-    let mut named_methods = BTreeSet::new();
-    for (job, protocol) in &jobs {
-        for (n, step) in steps.iter().enumerate() {
-            for q in step {
-                assert!(q.contains(r#"job="shop""#), "{q}");
-                let q = q.replace(r#"job="shop""#, &format!(r#"job="{job}""#));
-                let result = stack.prom.query(&q);
-                for s in result.as_array().unwrap() {
-                    let m = &s["metric"];
-                    if let Some(route) = m["http_route"].as_str() {
-                        named_routes.insert((job.clone(), route.to_string()));
-                    }
-                    if let Some(method) = m["rpc_method"].as_str() {
-                        named_methods.insert((
-                            job.clone(),
-                            method.to_string(),
-                            m["rpc_response_status_code"]
-                                .as_str()
-                                .unwrap_or("")
-                                .to_string(),
-                        ));
-                    }
-                }
-                if n == 0 {
-                    // Step 1: how bad — the error ratio is far above the budget.
-                    let ratio = result
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|s| s["metric"]["protocol"] == protocol.as_str())
-                        .unwrap_or_else(|| panic!("{q}: {result}"));
-                    let v: f64 = ratio["value"][1].as_str().unwrap().parse().unwrap();
-                    assert!(v > 14.4 * 0.001, "{q}: {v}");
-                }
-            }
-        }
-    }
-    assert_eq!(
-        named_routes,
-        [("gateway".to_string(), "/orders/{id}".to_string())].into(),
-        "the runbook's queries name the failing route, and only it"
-    );
-    assert!(
-        named_methods.contains(&(
-            "backend".to_string(),
-            "shop.Orders/GetOrder".to_string(),
-            "INTERNAL".to_string()
-        )),
-        "the runbook's queries name the failing method: {named_methods:?}"
-    );
-    assert!(
-        named_methods.contains(&(
-            "gateway".to_string(),
-            "shop.Orders/GetOrder".to_string(),
-            "INTERNAL".to_string()
-        )),
-        "the gateway's dependency step points at the backend's method: {named_methods:?}"
-    );
-    assert!(
-        named_methods
-            .iter()
-            .all(|(_, m, code)| m == "shop.Orders/GetOrder" || code == "OK"),
-        "nothing else is named failing: {named_methods:?}"
-    );
-    drop(traffic);
+    steps
+        .iter()
+        .map(|step| {
+            step.iter()
+                .map(|q| {
+                    assert!(q.contains(r#"job="shop""#), "{q}");
+                    let q = q.replace(r#"job="shop""#, &format!(r#"job="{job}""#));
+                    let result = stack.prom.query(&q);
+                    (q, result)
+                })
+                .collect()
+        })
+        .collect()
+}
 
-    // 3. One failing request, end to end, the runbook's way: its exemplar query ...
-    let trace_section = section(&runbook, "Find one trace, then its logs");
+fn num(sample: &Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `{label value: value}` of one query's result.
+fn by(result: &Value, label: &str) -> std::collections::BTreeMap<String, f64> {
+    result
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"][label].as_str().unwrap_or("").to_string(),
+                num(s),
+            )
+        })
+        .collect()
+}
+
+/// Step 3: the runbook's exemplar query for `job` gives a trace id; the receiver holds that
+/// trace with the backend's server span in it (returned with the trace id).
+fn exemplar_to_trace(stack: &Stack, runbook: &str, job: &str) -> (String, Value) {
+    let trace_section = section(runbook, "Find one trace, then its logs");
     let sh = code_blocks(trace_section, "sh").join("\n");
     let exemplar_query = sh
         .lines()
@@ -429,18 +405,27 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
                 .and_then(|q| q.strip_suffix("' \\"))
         })
         .expect("the runbook's exemplar query")
-        .replace(r#"job="shop""#, r#"job="gateway""#);
-    let data = stack.prom.query_exemplars(&exemplar_query);
-    let exemplar = data
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
-        .last()
-        .unwrap_or_else(|| panic!("no exemplar for {exemplar_query}: {data}"));
+        .replace(r#"job="shop""#, &format!(r#"job="{job}""#));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exemplar = loop {
+        let data = stack.prom.query_exemplars(&exemplar_query);
+        let last = data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
+            .last();
+        if let Some(e) = last {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exemplar for {exemplar_query}: {data}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let trace_id = exemplar["labels"]["trace_id"].as_str().unwrap().to_string();
 
-    // ... the trace at the receiver: the backend's span failed ...
     let deadline = Instant::now() + Duration::from_secs(15);
     let trace = loop {
         let trace: Vec<Value> = stack
@@ -457,17 +442,23 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let failed = trace
+    let backend_span = trace
         .iter()
         .find(|s| s["resource"]["service.name"] == "tour-backend" && s["kind"] == "server")
-        .unwrap_or_else(|| panic!("no backend span in trace {trace_id}: {trace:#?}"));
-    assert_eq!(failed["status"]["code"], "error", "{failed}");
+        .unwrap_or_else(|| panic!("no backend span in trace {trace_id}: {trace:#?}"))
+        .clone();
     assert!(
-        failed["name"].as_str().unwrap().contains("GetOrder"),
-        "{failed}"
+        trace
+            .iter()
+            .any(|s| s["resource"]["service.name"] == "tour-gateway" && s["kind"] == "server"),
+        "the gateway's span is in the trace too: {trace:#?}"
     );
+    (trace_id, backend_span)
+}
 
-    // ... and its log lines, with the runbook's jq filter.
+/// Step 4: the runbook's `jq` filter with the trace id, on the services' stdout: the lines
+/// (`None` when jq is missing, after the notice).
+fn runbook_logs(stack: &Stack, runbook: &str, trace_id: &str) -> Option<(String, Vec<Value>)> {
     let filter = runbook
         .lines()
         .find_map(|l| {
@@ -482,26 +473,194 @@ fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
         .and_then(|r| r.split('"').next())
         .expect("an example trace id in the filter")
         .to_string();
-    let filter = filter.replace(&example_id, &trace_id);
+    let filter = filter.replace(&example_id, trace_id);
     std::thread::sleep(Duration::from_millis(300));
-    let Some(out) = jq(&["-c", "-R", &filter], stack.tour.log_path()) else {
-        return;
-    };
-    let lines: Vec<Value> = out
+    let out = jq(&["-c", "-R", &filter], stack.tour.log_path())?;
+    let lines = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let services: BTreeSet<&str> = lines
+    Some((out, lines))
+}
+
+fn services_of(lines: &[Value]) -> BTreeSet<&str> {
+    lines
         .iter()
         .filter_map(|l| l["service.name"].as_str())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn drill_fail_fault_alert_to_runbook_to_trace_to_logs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(stack) = start_stack(Fault::Fail) else {
+        return;
+    };
+    let traffic = Traffic::start(stack.tour.gateway());
+
+    // 1. The page, with its runbook.
+    let runbook = alert_reaches_the_pager(&stack, ALERT, "ObserveErrorBudgetSlowBurn");
+
+    // 2. The runbook's queries, in order, for each job the alert names.
+    let mut named_routes = BTreeSet::new();
+    let mut named_methods = BTreeSet::new();
+    for (job, protocol) in [("gateway", "http"), ("backend", "grpc")] {
+        let steps = run_runbook_queries(&stack, &runbook, job);
+        // Step 1, how bad: the error ratio is far above the budget.
+        for (q, result) in &steps[0] {
+            let ratio = result
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["metric"]["protocol"] == protocol)
+                .unwrap_or_else(|| panic!("{q}: {result}"));
+            assert!(num(ratio) > 14.4 * 0.001, "{q}: {result}");
+        }
+        for (_, result) in steps.iter().flatten() {
+            for s in result.as_array().unwrap() {
+                let m = &s["metric"];
+                if let Some(route) = m["http_route"].as_str() {
+                    named_routes.insert((job.to_string(), route.to_string()));
+                }
+                if let Some(method) = m["rpc_method"].as_str() {
+                    named_methods.insert((
+                        job.to_string(),
+                        method.to_string(),
+                        m["rpc_response_status_code"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+    }
     assert_eq!(
-        services,
+        named_routes,
+        [("gateway".to_string(), "/orders/{id}".to_string())].into(),
+        "the runbook's queries name the failing route, and only it"
+    );
+    let get_order = |job: &str| {
+        (
+            job.to_string(),
+            "shop.Orders/GetOrder".to_string(),
+            "INTERNAL".to_string(),
+        )
+    };
+    assert!(
+        named_methods.contains(&get_order("backend")),
+        "the runbook's queries name the failing method: {named_methods:?}"
+    );
+    assert!(
+        named_methods.contains(&get_order("gateway")),
+        "the gateway's dependency step points at the backend's method: {named_methods:?}"
+    );
+    assert!(
+        named_methods
+            .iter()
+            .all(|(_, m, code)| m == "shop.Orders/GetOrder" || code == "OK"),
+        "nothing else is named failing: {named_methods:?}"
+    );
+    drop(traffic);
+
+    // 3. One failing request, end to end: exemplar -> trace (the backend's span failed) ...
+    let (trace_id, failed) = exemplar_to_trace(&stack, &runbook, "gateway");
+    assert_eq!(failed["status"]["code"], "error", "{failed}");
+    assert!(
+        failed["name"].as_str().unwrap().contains("GetOrder"),
+        "{failed}"
+    );
+
+    // ... -> its log lines, from both services, saying why.
+    let Some((out, lines)) = runbook_logs(&stack, &runbook, &trace_id) else {
+        return;
+    };
+    assert_eq!(
+        services_of(&lines),
         ["tour-backend", "tour-gateway"].into(),
         "the failing request's lines from both services ({trace_id}):\n{out}"
     );
     assert!(
         out.contains("order store unavailable"),
+        "the backend says why:\n{out}"
+    );
+}
+
+#[test]
+fn drill_slow_fault_latency_alert_to_runbook_to_trace_to_logs() {
+    const LATENCY: &str = "ObserveLatencyBudgetFastBurn";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(stack) = start_stack(Fault::Slow) else {
+        return;
+    };
+    let traffic = Traffic::start(stack.tour.gateway());
+
+    // 1. The page, with its runbook.
+    let runbook = alert_reaches_the_pager(&stack, LATENCY, "ObserveLatencyBudgetSlowBurn");
+
+    // 2. The runbook's queries, in order.
+    let gateway = run_runbook_queries(&stack, &runbook, "gateway");
+    // Step 1, how bad: most requests are slow, and p99 is above the 0.5 s threshold.
+    let (q, slow_ratio) = &gateway[0][0];
+    let slow_ratio = by(slow_ratio, "protocol")["http"];
+    assert!(slow_ratio > 14.4 * 0.01, "{q}: {slow_ratio}");
+    let (q, p99) = &gateway[0][1];
+    assert!(by(p99, "protocol")["http"] > 0.5, "{q}: {p99}");
+    // Step 2, which routes: exactly the order lookup is slow, by p99 and by slow share.
+    let over = |result: &Value, label: &str, limit: f64| -> BTreeSet<String> {
+        by(result, label)
+            .into_iter()
+            .filter(|(_, v)| *v > limit)
+            .map(|(k, _)| k)
+            .collect()
+    };
+    let only_lookup: BTreeSet<String> = ["/orders/{id}".to_string()].into();
+    assert_eq!(
+        over(&gateway[1][0].1, "http_route", 0.5),
+        only_lookup,
+        "{:?}",
+        gateway[1][0]
+    );
+    assert_eq!(
+        over(&gateway[1][1].1, "http_route", 0.5),
+        only_lookup,
+        "{:?}",
+        gateway[1][1]
+    );
+    // ... and behind it, the backend's method (gRPC p99 per method, and the gateway's client
+    // calls in the dependency step).
+    let backend = run_runbook_queries(&stack, &runbook, "backend");
+    let only_get_order: BTreeSet<String> = ["shop.Orders/GetOrder".to_string()].into();
+    assert_eq!(
+        over(&backend[2][0].1, "rpc_method", 0.5),
+        only_get_order,
+        "{:?}",
+        backend[2][0]
+    );
+    let (q, client_p99) = gateway
+        .iter()
+        .flatten()
+        .find(|(q, _)| q.contains("rpc_client_call_duration_seconds_bucket"))
+        .expect("a gRPC client latency query");
+    assert_eq!(over(client_p99, "rpc_method", 0.5), only_get_order, "{q}");
+    drop(traffic);
+
+    // 3. One slow request, end to end: exemplar from the top buckets -> its trace, where the
+    // backend's span took the injected 700 ms ...
+    let (trace_id, slow) = exemplar_to_trace(&stack, &runbook, "gateway");
+    let took = slow["end_unix_nano"].as_u64().unwrap() - slow["start_unix_nano"].as_u64().unwrap();
+    assert!(took >= 700_000_000, "backend span took {took} ns: {slow}");
+
+    // ... -> its log lines, from both services, saying why.
+    let Some((out, lines)) = runbook_logs(&stack, &runbook, &trace_id) else {
+        return;
+    };
+    assert!(
+        services_of(&lines).is_superset(&["tour-backend", "tour-gateway"].into()),
+        "the slow request's lines from the services it crossed ({trace_id}):\n{out}"
+    );
+    assert!(
+        out.contains("injected fault: slow order lookup"),
         "the backend says why:\n{out}"
     );
 }
