@@ -221,7 +221,8 @@ not given. OTEL_* variables reach every service (except OTEL_SERVICE_NAME: each 
 ///
 /// ```
 /// use observe_examples::tour::{cli, Command, Fault, Role};
-/// let cmd = cli::parse(["--role", "backend", "--fault", "slow"].map(String::from), None).unwrap();
+/// let args = ["--role", "backend", "--upstream", "127.0.0.1:8081", "--fault", "slow"];
+/// let cmd = cli::parse(args.map(String::from), None).unwrap();
 /// let Command::Role(r) = cmd else { panic!() };
 /// assert_eq!((r.role, r.fault, r.port), (Role::Backend, Fault::Slow, 0));
 /// assert!(cli::parse(["--fault", "sideways"].map(String::from), None).is_err());

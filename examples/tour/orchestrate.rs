@@ -25,15 +25,15 @@ use super::spans::{SpanRecord, Trace};
 use super::TourError;
 
 /// How long a service may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a service may take to flush and exit once asked to.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Log lines kept from all services together; older lines are dropped past this.
-const MAX_LOG_LINES: usize = 50_000;
+pub const MAX_LOG_LINES: usize = 50_000;
 /// Requests in flight at once during the burst.
-const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 8;
 /// Per-request timeout during the burst.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where one running service listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +101,7 @@ struct Running {
     role: Role,
     child: Child,
     stdin: Option<ChildStdin>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The three services, running. Dropping this stops them (gracefully, then by force): no
@@ -160,14 +161,22 @@ impl Services {
         })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
-        self.running.push(Running { role, child, stdin });
+        self.running.push(Running {
+            role,
+            child,
+            stdin,
+            reader: None,
+        });
         let stdout = stdout.ok_or(TourError::Setup("child stdout not captured"))?;
 
         let (ready_tx, ready_rx) = mpsc::channel::<ServiceInfo>();
         let logs = Arc::clone(&self.logs);
-        std::thread::Builder::new()
+        let reader = std::thread::Builder::new()
             .name(format!("tour-{role}-stdout"))
             .spawn(move || read_stdout(role, stdout, ready_tx, logs))?;
+        if let Some(r) = self.running.last_mut() {
+            r.reader = Some(reader);
+        }
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(info) => Ok(info),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -241,7 +250,7 @@ impl Services {
     }
 
     /// Stops every service: closes its stdin (it flushes and exits), then kills what is still
-    /// running after [`STOP_TIMEOUT`].
+    /// running after [`STOP_TIMEOUT`]. Returns once every line they wrote has been read.
     pub fn stop(&mut self) {
         for r in &mut self.running {
             r.stdin.take();
@@ -258,6 +267,10 @@ impl Services {
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 }
+            }
+            // The child is gone, so its stdout reaches end of file: the reader finishes.
+            if let Some(reader) = r.reader.take() {
+                let _ = reader.join();
             }
         }
         self.running.clear();

@@ -163,9 +163,20 @@ fn parse_le(s: &str) -> Option<f64> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+/// A bucket bound as a map key: ordered by `total_cmp`, so `+Inf` sorts last.
+#[derive(Clone, Copy, Debug)]
 struct OrderedLe(f64);
+impl PartialEq for OrderedLe {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for OrderedLe {}
+impl PartialOrd for OrderedLe {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for OrderedLe {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)

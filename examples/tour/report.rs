@@ -208,8 +208,7 @@ impl TourReport {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "   {:<16} {:<6} {:<width$} {:>6} {:>6} {:>9} {:>9} {:>6}",
                 r.service,
                 r.side,
@@ -220,6 +219,7 @@ impl TourReport {
                 q(r.red.p99),
                 sent
             );
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         let placed: Vec<String> = self
             .orders_placed

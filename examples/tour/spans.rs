@@ -241,7 +241,7 @@ impl Trace {
                 None => by_service.push((who.to_string(), own)),
             }
         }
-        by_service.sort_by(|a, b| b.1.cmp(&a.1));
+        by_service.sort_by_key(|s| std::cmp::Reverse(s.1));
         by_service
             .into_iter()
             .map(|(service, time)| Share {

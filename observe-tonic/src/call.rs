@@ -24,7 +24,8 @@ use tonic::Code;
 
 use crate::body::{ResponseBody, DROPPED};
 use crate::carry::{self, Carried};
-use crate::{method, status};
+use crate::method::{self, InlineName};
+use crate::status;
 
 /// Which side of the call this process is on.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,12 +70,14 @@ impl fmt::Debug for Settings {
 }
 
 /// What is known about the call's `rpc.method` before the response says whether it was routed.
+// Boxing the large variant would allocate per call, which is what it exists to avoid.
+#[allow(clippy::large_enum_variant)]
 enum MethodState {
     /// Decided at the start.
     Decided(RpcMethod),
-    /// A well-formed path, not yet known to be routed; kept as the request's refcounted bytes
-    /// so that nothing is interned for a method the server does not have.
-    Pending(PathAndQuery),
+    /// A well-formed name, not yet known to be routed: nothing is interned for a method the
+    /// server does not have.
+    Pending(InlineName),
 }
 
 /// One call in flight.
@@ -268,8 +271,11 @@ impl Call {
             let span = otel.span();
             if method == RpcMethod::OTHER {
                 span.update_name("grpc");
-                if let MethodState::Pending(p) = &self.method {
-                    span.set_attribute(KeyValue::new("rpc.method_original", p.path().to_owned()));
+                if let MethodState::Pending(name) = &self.method {
+                    span.set_attribute(KeyValue::new(
+                        "rpc.method_original",
+                        name.as_str().to_owned(),
+                    ));
                 }
             }
             span.set_attribute(KeyValue::new("rpc.method", method.as_str()));
@@ -290,9 +296,7 @@ impl Call {
     fn final_method(&self) -> RpcMethod {
         match &self.method {
             MethodState::Decided(m) => *m,
-            MethodState::Pending(p) if self.routed => {
-                method::parse(p.path()).map_or(RpcMethod::OTHER, RpcMethod::intern)
-            }
+            MethodState::Pending(name) if self.routed => RpcMethod::intern(name.as_str()),
             MethodState::Pending(_) => RpcMethod::OTHER,
         }
     }
@@ -314,11 +318,8 @@ fn resolve(settings: &Settings, path: Option<&PathAndQuery>) -> MethodState {
             list.binary_search_by(|m| m.as_str().cmp(name))
                 .map_or(RpcMethod::OTHER, |i| list[i]),
         ),
-        // `path` is `Some` here; cloning it bumps a refcount.
-        None => MethodState::Pending(
-            path.cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        ),
+        None => InlineName::new(name)
+            .map_or(MethodState::Decided(RpcMethod::OTHER), MethodState::Pending),
     }
 }
 
@@ -333,7 +334,7 @@ fn start_span<B>(
     let name: Cow<'static, str> = match method {
         MethodState::Decided(m) if *m == RpcMethod::OTHER => "grpc".into(),
         MethodState::Decided(m) => m.as_str().into(),
-        MethodState::Pending(p) => method::parse(p.path()).unwrap_or("grpc").to_owned().into(),
+        MethodState::Pending(name) => name.as_str().to_owned().into(),
     };
     let mut attributes = vec![KeyValue::new("rpc.system.name", "grpc")];
     if kind == SpanKind::Client {

@@ -24,6 +24,35 @@ pub(crate) fn parse_name(name: &str) -> Option<&str> {
     (rest.len() <= MAX_LEN && ok(service) && ok(method)).then_some(rest)
 }
 
+/// A method name that passed [`parse`], copied inline.
+///
+/// A call keeps its method name until the response says whether the server routed it; the
+/// copy lives inside the call's future (no heap), where cloning the request's path could
+/// allocate (a `Bytes` made from a `Vec` allocates its shared header on first clone).
+#[derive(Clone, Copy)]
+pub(crate) struct InlineName {
+    len: u16,
+    buf: [u8; MAX_LEN],
+}
+
+impl InlineName {
+    /// `name` must be one [`parse`] returned (at most [`MAX_LEN`] bytes of ASCII).
+    pub(crate) fn new(name: &str) -> Option<Self> {
+        let bytes = name.as_bytes();
+        let mut buf = [0u8; MAX_LEN];
+        buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(InlineName {
+            len: bytes.len() as u16,
+            buf,
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII goes in, so this never fails; `_OTHER` keeps it total anyway.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("_OTHER")
+    }
+}
+
 /// The longest `rpc.method` value accepted; longer paths are `_OTHER`.
 pub(crate) const MAX_LEN: usize = 256;
 
@@ -55,6 +84,9 @@ mod tests {
         assert_eq!(parse_name("pkg.S/M"), Some("pkg.S/M"));
         assert_eq!(parse_name("/pkg.S/M"), Some("pkg.S/M"));
         assert_eq!(parse_name("pkg.S"), None);
+        let inline = InlineName::new("pkg.S/M").unwrap();
+        assert_eq!(inline.as_str(), "pkg.S/M");
+        assert!(InlineName::new(&"x".repeat(MAX_LEN + 1)).is_none());
         let long = format!("/{}/M", "s".repeat(MAX_LEN));
         assert_eq!(parse(&long), None);
     }

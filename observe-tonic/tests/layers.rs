@@ -297,3 +297,42 @@ async fn incoming_traceparent_is_continued() {
     assert_ne!(cx.span_id.to_string(), "00f067aa0ba902b7");
     assert!(cx.is_sampled());
 }
+
+#[tokio::test]
+async fn client_injects_the_current_context_and_counts_transport_errors_as_unavailable() {
+    let m = fresh();
+    let sent: Arc<Mutex<Vec<Option<HeaderValue>>>> = Arc::default();
+    let sent2 = sent.clone();
+    let layer = observe_tonic::ClientLayer::new().metrics(m);
+    let svc = layer.layer(service_fn(move |req: Request<()>| {
+        sent2
+            .lock()
+            .unwrap()
+            .push(req.headers().get("traceparent").cloned());
+        std::future::ready(Err::<Response<Frames>, _>(std::io::Error::other("refused")))
+    }));
+
+    let cx = RequestContext::new_root(true);
+    // `oneshot` calls the service when first polled: poll it inside the context.
+    let traced = svc.clone().oneshot(call("/pkg.S/M"));
+    observe_core::context::FutureExt::with_context(traced, cx)
+        .await
+        .unwrap_err();
+    svc.oneshot(call("/pkg.S/M")).await.unwrap_err();
+
+    let sent = sent.lock().unwrap();
+    let expected = format!("00-{}-{}-03", cx.trace_id, cx.span_id);
+    assert_eq!(sent[0].as_ref().unwrap(), expected.as_str());
+    assert_eq!(sent[1], None, "no context, nothing injected");
+    let got: Vec<_> = m
+        .rpc_client()
+        .snapshot()
+        .into_iter()
+        .filter_map(|s| match s.series {
+            Series::Labels(l) => Some((l.method.as_str(), l.code, s.histogram.count)),
+            Series::Overflow => None,
+        })
+        .collect();
+    assert_eq!(got, [("pkg.S/M", GrpcCode::Unavailable, 2)]);
+    assert_eq!(m.rpc_client().active(), 0);
+}

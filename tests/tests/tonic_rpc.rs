@@ -114,15 +114,28 @@ fn seen(seq: u32) -> EchoReply {
         sampled: cx.is_some_and(|c| c.is_sampled()),
         downstream: None,
         seq,
+        tracestate: String::new(),
+        baggage: String::new(),
     }
 }
 
 #[tonic::async_trait]
 impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        let metadata = |key: &str| {
+            request
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (tracestate, baggage) = (metadata("tracestate"), metadata("baggage"));
         let req = request.into_inner();
         tracing::info!("{} unary handler", self.tag);
         let mut reply = seen(0);
+        reply.tracestate = tracestate;
+        reply.baggage = baggage;
         if !req.downstream.is_empty() {
             let mut client = client_with(self.metrics, self.tracer, &req.downstream).await;
             let down = client
@@ -664,4 +677,55 @@ async fn sampled_calls_export_one_connected_span_tree_with_the_logged_ids() {
     assert!(!reply.sampled);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(store.trace(root.trace_id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracestate_and_baggage_are_forwarded_by_the_next_hop() {
+    let m = metrics();
+    let back = serve(m, "carry-back").await;
+    let front = serve(m, "carry-front").await;
+    // A caller from another stack: it writes the W3C metadata itself (no observe client layer).
+    let channel = Endpoint::from_shared(url(front))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = EchoClient::new(channel);
+    let mut request = Request::new(EchoRequest {
+        downstream: url(back),
+        ..Default::default()
+    });
+    let md = request.metadata_mut();
+    md.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    md.insert("tracestate", "vendor=abc,other=1".parse().unwrap());
+    md.insert("baggage", "tenant=acme".parse().unwrap());
+    let reply = client.unary(request).await.unwrap().into_inner();
+    let down = reply.downstream.unwrap();
+
+    assert_eq!(reply.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(down.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(down.tracestate, "vendor=abc,other=1");
+    assert_eq!(down.baggage, "tenant=acme");
+
+    // Malformed context is not forwarded: a new trace starts, nothing raw goes onward.
+    let mut request = Request::new(EchoRequest {
+        downstream: url(back),
+        ..Default::default()
+    });
+    let md = request.metadata_mut();
+    md.insert("traceparent", "00-zz-yy-01".parse().unwrap());
+    md.insert("tracestate", "vendor=abc".parse().unwrap());
+    let reply = client.unary(request).await.unwrap().into_inner();
+    let down = reply.downstream.unwrap();
+    assert_eq!(reply.trace_id.len(), 32);
+    assert_eq!(down.trace_id, reply.trace_id, "the new trace continues");
+    assert_eq!(
+        down.tracestate, "",
+        "tracestate without a valid traceparent is dropped"
+    );
 }
