@@ -10,9 +10,9 @@ use observe_core::context::RequestContext;
 use tonic::Code;
 
 use crate::call::Call;
-use crate::carry::CarriedGuard;
 use crate::status;
 use crate::BoxError;
+use observe_core::propagation::carried::CarriedGuard;
 
 pin_project_lite::pin_project! {
     /// A gRPC response body that ends its call when the stream ends.

@@ -23,9 +23,9 @@ use opentelemetry_sdk::trace::SdkTracer;
 use tonic::Code;
 
 use crate::body::{ResponseBody, DROPPED};
-use crate::carry::{self, Carried};
 use crate::method::{self, InlineName};
 use crate::status;
+use observe_core::propagation::carried::{self as carry, Carried};
 
 /// Which side of the call this process is on.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

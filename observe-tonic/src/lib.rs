@@ -34,7 +34,6 @@
 
 mod body;
 mod call;
-mod carry;
 mod client;
 mod method;
 mod server;

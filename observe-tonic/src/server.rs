@@ -17,9 +17,9 @@ use observe_core::trace::Sampler;
 use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::call::{Call, Settings};
-use crate::carry::CarriedGuard;
 use crate::status;
 use crate::BoxError;
+use observe_core::propagation::carried::CarriedGuard;
 
 /// Observes every call a tonic server handles: trace context from the request metadata, a
 /// server span for sampled calls, the call's [`RequestContext`] on every poll of the handler

@@ -34,12 +34,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::attributes;
-use super::carry::{Carried, CarriedGuard};
 use super::route::{NoRoute, RouteExtractor};
 use crate::context::RequestContext;
 use crate::metrics::{
     ErrorType, Exemplar, HttpMethod, HttpServerLabels, InFlight, Metrics, Route, UrlScheme,
 };
+use crate::propagation::carried::{Carried, CarriedGuard};
 use crate::propagation::{self, TraceParent};
 use crate::trace::{self, Sampler};
 
