@@ -1,8 +1,12 @@
-//! Starting the services an end-to-end test talks to, on loopback: the tour services
-//! (`tour-service --serve`), the Python OpenTelemetry peers (tests/python/peer_*.py), and a
-//! small blocking HTTP client to drive them.
+//! Starting what an end-to-end test talks to, on loopback: the tour services
+//! ([`TourServices`] for `tour-service --serve`, [`TourService`] for one `--role`), the Python
+//! OpenTelemetry peers ([`PeerServer`], [`peer_client`]; tests/python/peer_*.py), a
+//! Prometheus with the deploy kit's rules ([`PrometheusStack`], [`deploy_rules`]), an
+//! [`Alertmanager`] with a [`Webhook`] receiver, a [`TextRelay`] that scrapes in the
+//! Prometheus text format, [`jq`], and a small blocking HTTP client ([`http_request`]).
 //!
-//! Every child process is killed when its handle drops; every wait is bounded.
+//! Every child process is killed when its handle drops; every wait is bounded. A missing
+//! backend follows [`crate::backend::missing`]: a loud notice, or a failure under `CI=true`.
 //!
 //! ```no_run
 //! use observe_tests::services::{TourOptions, TourServices};

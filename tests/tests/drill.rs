@@ -684,8 +684,16 @@ fn drill_without_fault_fires_no_alert() {
     assert!(traffic.sent.load(Ordering::Relaxed) > 50);
 
     // The recorded error ratios really are zero: the control is healthy, not unmeasured.
-    for s in budget.as_array().unwrap() {
+    let ratios = stack.prom.query("job:observe_server_errors:ratio_rate5m");
+    assert_eq!(ratios.as_array().map(Vec::len), Some(3), "{ratios}");
+    for s in ratios.as_array().unwrap() {
         assert_eq!(s["value"][1], "0", "{s}");
+    }
+    let slow = stack
+        .prom
+        .query("job:observe_server_slow_requests:ratio_rate5m");
+    for s in slow.as_array().unwrap() {
+        assert!(num(s) < 0.01, "healthy requests are fast: {s}");
     }
     let alerts = stack.prom.alerts();
     assert_eq!(alerts, serde_json::json!([]), "no alert pending or firing");

@@ -250,7 +250,9 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
 
     let mut sent = Sent::new();
     sent.warm_up(&tour);
-    wait_for_total(&prom, "gateway", sent.total());
+    for job in ["gateway", "gateway-text"] {
+        wait_for_total(&prom, job, sent.total());
+    }
     sent.load(&tour);
     let total = sent.total();
 
@@ -370,8 +372,12 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
     }
 
     // The backend and the dependency saw the calls the gateway made, per method and status.
-    let rpc = prom.query(
+    // (Each target is scraped on its own schedule: wait for the backend's last calls too;
+    // every gateway request makes exactly one backend call.)
+    let rpc = prom.wait_for(
         r#"sum by (rpc_method, rpc_response_status_code) (rpc_server_call_duration_seconds_count{job="backend"})"#,
+        Duration::from_secs(30),
+        |r| r.as_array().is_some_and(|a| a.iter().map(value).sum::<f64>() == total as f64),
     );
     let rpc: BTreeMap<(String, String), f64> = rpc
         .as_array()
