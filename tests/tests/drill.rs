@@ -689,12 +689,6 @@ fn drill_without_fault_fires_no_alert() {
     for s in ratios.as_array().unwrap() {
         assert_eq!(s["value"][1], "0", "{s}");
     }
-    let slow = stack
-        .prom
-        .query("job:observe_server_slow_requests:ratio_rate5m");
-    for s in slow.as_array().unwrap() {
-        assert!(num(s) < 0.01, "healthy requests are fast: {s}");
-    }
     let alerts = stack.prom.alerts();
     assert_eq!(alerts, serde_json::json!([]), "no alert pending or firing");
     assert_eq!(stack.prom.query("ALERTS"), serde_json::json!([]));
