@@ -148,14 +148,18 @@ fn an_exemplar_leads_to_its_trace_and_to_exactly_its_log_lines() {
     );
 
     // The logs of that request, as the runbook finds them: jq on the services' stdout.
+    // One snapshot of the log, so jq and the plain-text count below read the same lines.
     std::thread::sleep(Duration::from_millis(500)); // let the last lines reach the file
+    let all = tour.logs();
+    let snapshot = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(snapshot.path(), &all).unwrap();
     let Some(selected) = jq(
         &[
             "-c",
             "-R",
             &format!(r#"fromjson? | select(.trace_id=="{trace_id}")"#),
         ],
-        tour.log_path(),
+        snapshot.path(),
     ) else {
         return;
     };
@@ -163,7 +167,6 @@ fn an_exemplar_leads_to_its_trace_and_to_exactly_its_log_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("jq prints JSON"))
         .collect();
-    let all = tour.logs();
     // Every line that mentions the id is selected (no line missed for not parsing), and
     // every selected line is that request's.
     let mentioning = all.lines().filter(|l| l.contains(&trace_id)).count();
