@@ -2,6 +2,9 @@
 //! answering, the spans they cannot deliver are counted on `/metrics`
 //! (`observe_spans_dropped_total`), and export resumes by itself once the collector is back.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use observe_tests::backend;
@@ -72,6 +75,46 @@ fn wait_for_traces(receiver: &OtlpReceiver, ids: &[String], timeout: Duration) -
     }
 }
 
+/// Order lookups from a thread, one every 50 ms, until finished (bounded to a minute): when
+/// each was sent, its status and trace id.
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(Instant, u16, String)>>,
+}
+
+impl Load {
+    fn start(gateway: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            let end = Instant::now() + Duration::from_secs(60);
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) && Instant::now() < end {
+                i += 1;
+                let at = Instant::now();
+                let path = format!("/orders/{}", i % 19 + 1);
+                let (status, id) = match http_request(gateway, "GET", &path, &[], "") {
+                    Ok((status, _, body)) => {
+                        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                        (status, v["trace_id"].as_str().unwrap_or("").to_string())
+                    }
+                    Err(e) => (0, e),
+                };
+                sent.push((at, status, id));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sent
+        });
+        Load { stop, thread }
+    }
+
+    fn finish(self) -> Vec<(Instant, u16, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the load thread does not panic")
+    }
+}
+
 #[test]
 fn collector_down_and_back_drops_are_counted_and_export_resumes() {
     let Some(mut receiver) = OtlpReceiver::start() else {
@@ -100,9 +143,11 @@ fn collector_down_and_back_drops_are_counted_and_export_resumes() {
     );
     assert_eq!(spans_dropped(&tour), 0.0);
 
-    // Collector down during load: every request is still answered.
+    // Load throughout (about 20 requests a second: well within what a healthy exporter
+    // ships), while the collector goes down and comes back.
+    let load = Load::start(tour.gateway());
+    std::thread::sleep(Duration::from_millis(500));
     receiver.stop();
-    let during = orders(&tour, 120);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut dropped = spans_dropped(&tour);
     while dropped == 0.0 && Instant::now() < deadline {
@@ -115,26 +160,49 @@ fn collector_down_and_back_drops_are_counted_and_export_resumes() {
         tour.stderr()
     );
 
-    // Back on the same ports: new requests' spans arrive without any restart of the services.
+    // Back on the same ports: spans of requests sent from then on arrive, without any
+    // restart of the services.
     receiver
         .restart()
         .unwrap_or_else(|e| panic!("restart receiver: {e}"));
-    let after = orders(&tour, 5);
+    let back = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = load.finish();
+    let answered = sent.iter().filter(|(_, status, _)| *status == 200).count();
+    assert_eq!(
+        answered,
+        sent.len(),
+        "every request is answered while the collector is down: {:?}",
+        sent.iter()
+            .filter(|(_, s, _)| *s != 200)
+            .collect::<Vec<_>>()
+    );
+    assert!(sent.len() > 20, "the load ran: {} requests", sent.len());
+    // (The first second after the restart is the exporter's to reconnect in.)
+    let after: Vec<String> = sent
+        .iter()
+        .filter(|(at, _, _)| *at > back + Duration::from_secs(1))
+        .map(|(_, _, id)| id.clone())
+        .collect();
+    assert!(!after.is_empty());
     let missing = wait_for_traces(&receiver, &after, Duration::from_secs(30));
     assert!(
         missing.is_empty(),
-        "export did not resume for {missing:?}; received {} spans; stderr:\n{}",
+        "export did not resume for {} of {} traces; received {} spans; stderr:\n{}",
+        missing.len(),
+        after.len(),
         receiver.spans().len(),
         tour.stderr()
     );
-    // Nothing of the outage is delivered twice or invented: whatever arrived from then
-    // belongs to requests that were really sent.
-    let sent: std::collections::BTreeSet<&String> =
-        before.iter().chain(&during).chain(&after).collect();
+    // Whatever arrived belongs to requests that were really sent.
+    let ids: std::collections::BTreeSet<&String> = before
+        .iter()
+        .chain(sent.iter().map(|(_, _, id)| id))
+        .collect();
     for s in receiver.spans() {
         if s["resource"]["service.name"] == "tour-gateway" {
             assert!(
-                sent.contains(&s["trace_id"].as_str().unwrap().to_string()),
+                ids.contains(&s["trace_id"].as_str().unwrap().to_string()),
                 "{s}"
             );
         }
