@@ -7,3 +7,4 @@
 pub mod backend;
 pub mod otlp;
 pub mod prometheus;
+pub mod services;
