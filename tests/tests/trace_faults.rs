@@ -171,6 +171,10 @@ fn shutdown_with_a_stalled_receiver_returns_within_its_timeout() {
     let mut span = trace::tracer().unwrap().start("stalled");
     span.end();
     emit(249, "stalled");
+    // The status page's health row reads this: spans waiting behind the stalled export.
+    let (queued, capacity) = trace::export_queue_use().expect("an exporter is running");
+    assert_eq!(capacity, 2048);
+    assert!((1..=250).contains(&queued), "queued {queued}");
 
     let started = Instant::now();
     let report = guard.shutdown(Duration::from_secs(1));

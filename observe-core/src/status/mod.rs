@@ -417,7 +417,9 @@ impl StatusPage {
         if !config.status_page {
             return None;
         }
-        let mut b = StatusPage::builder();
+        let mut b = StatusPage::builder().export_queue(Arc::new(|| {
+            crate::trace::export_queue_use().map(|(len, capacity)| QueueUse { len, capacity })
+        }));
         if let Some(name) = &config.service_name {
             b = b.service_name(name.clone());
         }

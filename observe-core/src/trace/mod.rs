@@ -301,6 +301,23 @@ impl opentelemetry_sdk::trace::SpanProcessor for SharedProcessor {
     }
 }
 
+/// The installed span processor, for [`export_queue_use`]; weak, so shutdown frees it.
+static EXPORT_QUEUE: std::sync::Mutex<Option<std::sync::Weak<BatchProcessor>>> =
+    std::sync::Mutex::new(None);
+
+/// How full the span export queue is: `(queued spans, queue bound)`, or `None` when no
+/// exporter is running (nothing installed, no endpoint, or shut down). Read at scrape or page
+/// time, never on the request path.
+///
+/// ```
+/// // No exporter in this process.
+/// assert_eq!(observe_core::trace::export_queue_use(), None);
+/// ```
+pub fn export_queue_use() -> Option<(usize, usize)> {
+    let guard = EXPORT_QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref()?.upgrade()?.queue_use()
+}
+
 /// Spans the in-process store keeps when only the status page asks for one.
 ///
 /// ```
@@ -373,6 +390,7 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
         None => BatchProcessor::store_only(store.clone().expect("checked above")),
     };
     let processor = Arc::new(processor);
+    *EXPORT_QUEUE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&processor));
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler.to_sdk())

@@ -285,6 +285,13 @@ where
 }
 
 impl<T> BatchProcessor<T> {
+    /// Items waiting in the export queue and the queue's bound; `None` without an exporter.
+    pub(crate) fn queue_use(&self) -> Option<(usize, usize)> {
+        let shared = self.shared.as_ref()?;
+        let len = shared.lock().queue.len();
+        Some((len, shared.batch.max_queue_size))
+    }
+
     /// Spans the exporter accepted so far.
     pub(crate) fn delivered(&self) -> u64 {
         self.shared
