@@ -78,7 +78,10 @@ async fn init_enables_the_status_page_beside_metrics() {
     let (_, _, metrics) = http_get(addr, "/metrics", &[]).await;
     assert!(metrics.contains("http_route=\"/users/{id}\""));
     // Building the page must not create the registry before init configures it.
-    assert!(metrics.contains("target_info{"), "init configured the registry");
+    assert!(
+        metrics.contains("target_info{"),
+        "init configured the registry"
+    );
     assert!(
         !metrics.contains("http_route=\"/observe"),
         "page views unmeasured"
