@@ -98,6 +98,9 @@ pub struct Config {
     pub metrics_max_series: usize,
     /// `OBSERVE_STATUS_PAGE`: serve the status page.
     pub status_page: bool,
+    /// `OBSERVE_SPAN_EVENTS`: keep `tracing` events inside sampled spans as span events in
+    /// exported spans. Off by default: the JSON log lines already carry them, with the ids.
+    pub span_events: bool,
     /// Keep the most recent finished spans in process (capacity in spans), for the status page
     /// and examples that print a waterfall without any collector. `None`: no in-process store.
     pub span_collector: Option<usize>,
@@ -329,6 +332,7 @@ impl Default for Config {
                 .collect(),
             metrics_max_series: 2000,
             status_page: false,
+            span_events: false,
             span_collector: None,
         }
     }
@@ -485,6 +489,11 @@ impl Config {
         self.status_page = enabled;
         self
     }
+    /// Keeps (or drops, the default) `tracing` events as span events of exported spans.
+    pub fn span_events(mut self, enabled: bool) -> Self {
+        self.span_events = enabled;
+        self
+    }
     /// Keeps the last `capacity` finished spans in process (see [`crate::trace::collector`]).
     pub fn span_collector(mut self, capacity: usize) -> Self {
         self.span_collector = Some(capacity);
@@ -607,6 +616,9 @@ impl Config {
         }
         if let Some(v) = get("OBSERVE_METRICS_MAX_SERIES") {
             self.metrics_max_series = parse_positive("OBSERVE_METRICS_MAX_SERIES", &v)?;
+        }
+        if let Some(v) = get("OBSERVE_SPAN_EVENTS") {
+            self.span_events = parse_bool("OBSERVE_SPAN_EVENTS", &v)?;
         }
         if let Some(v) = get("OBSERVE_STATUS_PAGE") {
             self.status_page = parse_bool("OBSERVE_STATUS_PAGE", &v)?;

@@ -459,6 +459,19 @@ fn observe_metrics_and_status_page() {
         err(&[("OBSERVE_STATUS_PAGE", "on")]),
         r#"OBSERVE_STATUS_PAGE="on": not a boolean (true or false)"#
     );
+    assert!(
+        !with(&[]).unwrap().span_events,
+        "span events are off by default"
+    );
+    assert!(
+        with(&[("OBSERVE_SPAN_EVENTS", "true")])
+            .unwrap()
+            .span_events
+    );
+    assert_eq!(
+        err(&[("OBSERVE_SPAN_EVENTS", "yes")]),
+        r#"OBSERVE_SPAN_EVENTS="yes": not a boolean (true or false)"#
+    );
 }
 
 #[test]

@@ -181,3 +181,33 @@ fn user_spans_in_unsampled_requests_are_not_exported() {
     assert_eq!(names, ["inside_sampled", "outside_any_request"]);
     assert_eq!(report.spans_exported, 2);
 }
+
+/// Events inside sampled spans are already JSON log lines: exported spans carry them as span
+/// events only when `Config::span_events(true)` asks for it.
+#[test]
+fn span_events_are_exported_only_when_configured() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(receiver) = OtlpReceiver::start() else {
+        return;
+    };
+    for keep in [false, true] {
+        receiver.clear();
+        let guard =
+            trace::install(&config(receiver.grpc_endpoint(), OtlpProtocol::Grpc).span_events(keep))
+                .unwrap();
+        let subscriber = tracing_subscriber::registry().with(trace::otel_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("with_event").in_scope(|| tracing::info!(order = 7, "placed"));
+        });
+        guard.shutdown(Duration::from_secs(10));
+        let spans = receiver.wait_for_spans(1, Duration::from_secs(10));
+        let span = by_name(&spans, "with_event");
+        let events = span["events"].as_array().expect("events list");
+        if keep {
+            assert_eq!(events.len(), 1, "{span:#}");
+            assert_eq!(events[0]["name"], "placed");
+        } else {
+            assert!(events.is_empty(), "events dropped by default: {span:#}");
+        }
+    }
+}

@@ -266,8 +266,11 @@ impl Drop for TraceGuard {
 /// It also redacts, by name, the attributes and event attributes of every finished span:
 /// `tracing-opentelemetry` turns users' span fields and events (`password = %pw`) into
 /// attributes verbatim, and the JSON log layer's redaction must hold for exported spans too.
+/// Unless `Config::span_events` is on, it also drops span events: `tracing-opentelemetry`
+/// records every event inside a sampled span as one, which duplicates the JSON log lines in
+/// the trace backend and costs export bandwidth.
 #[derive(Debug)]
-struct SharedProcessor(Arc<BatchProcessor>, crate::logs::Redactor);
+struct SharedProcessor(Arc<BatchProcessor>, crate::logs::Redactor, bool);
 
 impl SharedProcessor {
     fn redact(&self, span: &mut opentelemetry_sdk::trace::SpanData) {
@@ -290,6 +293,9 @@ impl opentelemetry_sdk::trace::SpanProcessor for SharedProcessor {
         self.0.on_start(span, cx)
     }
     fn on_end(&self, mut span: opentelemetry_sdk::trace::SpanData) {
+        if !self.2 {
+            span.events = Default::default();
+        }
         self.redact(&mut span);
         self.0.on_end(span)
     }
@@ -397,6 +403,7 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
         .with_span_processor(SharedProcessor(
             Arc::clone(&processor),
             crate::logs::Redactor::none().with_fields(&config.redact_fields),
+            config.span_events,
         ));
     // The status page's recent slow/failed rings are fed span by span, so a page view never
     // scans the store under its lock.
