@@ -1,0 +1,351 @@
+//! The peer rows: baselines and other crates doing (part of) observe's job, each set up the way
+//! its documentation shows, on the same app. Peers are dev-dependencies of this crate only.
+
+#![allow(dead_code)] // each bench binary uses a subset
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::{OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use observe_benches::app::{self, ROUTE, TRACEPARENT_SAMPLED};
+use observe_benches::Row;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tracing::Dispatch;
+
+/// The OpenTelemetry semantic-convention buckets for HTTP server duration (seconds).
+pub const BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+pub fn bare() -> Row {
+    Row::new("bare_axum", "bare axum (baseline)", 0, app::app())
+}
+
+pub fn noop_layer() -> Row {
+    Row::new(
+        "noop_layer",
+        "do-nothing `Router::layer` (floor)",
+        1,
+        app::app().layer(tower::layer::util::Identity::new()),
+    )
+}
+
+pub fn tower_http_trace_no_subscriber() -> Row {
+    Row::new(
+        "tower_http_trace",
+        "tower-http `TraceLayer`, no subscriber",
+        2,
+        app::app().layer(tower_http::trace::TraceLayer::new_for_http()),
+    )
+}
+
+pub fn tower_http_trace_fmt_sink() -> Row {
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(std::io::sink)
+        .finish();
+    Row::new(
+        "tower_http_trace_fmt_sink",
+        "tower-http `TraceLayer`, DEBUG `fmt()` to a sink",
+        3,
+        app::app().layer(tower_http::trace::TraceLayer::new_for_http()),
+    )
+    .dispatch(Dispatch::new(subscriber))
+}
+
+// ---- hand-made prometheus-client RED middleware, static labels ----
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+enum MethodLabel {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    OPTIONS,
+    _OTHER,
+}
+
+impl MethodLabel {
+    fn of(m: &http::Method) -> Self {
+        match *m {
+            http::Method::GET => Self::GET,
+            http::Method::HEAD => Self::HEAD,
+            http::Method::POST => Self::POST,
+            http::Method::PUT => Self::PUT,
+            http::Method::DELETE => Self::DELETE,
+            http::Method::PATCH => Self::PATCH,
+            http::Method::OPTIONS => Self::OPTIONS,
+            _ => Self::_OTHER,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RedLabels {
+    method: MethodLabel,
+    route: &'static str,
+    status: u16,
+}
+
+struct Red {
+    duration: Family<RedLabels, Histogram, fn() -> Histogram>,
+    routes: RwLock<HashSet<&'static str>>,
+}
+
+fn red() -> &'static Red {
+    static RED: OnceLock<Red> = OnceLock::new();
+    RED.get_or_init(|| {
+        let red = Red {
+            duration: Family::new_with_constructor(histogram as fn() -> Histogram),
+            routes: RwLock::new(HashSet::new()),
+        };
+        let mut registry = Registry::default();
+        registry.register(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests",
+            red.duration.clone(),
+        );
+        std::mem::forget(registry);
+        red
+    })
+}
+
+/// Interns a matched route template once; later lookups borrow.
+fn intern(route: &str) -> &'static str {
+    let routes = &red().routes;
+    if let Some(r) = routes.read().expect("lock").get(route) {
+        return r;
+    }
+    let mut w = routes.write().expect("lock");
+    if let Some(r) = w.get(route) {
+        return r;
+    }
+    let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    w.insert(leaked);
+    leaked
+}
+
+#[derive(Clone, Copy)]
+struct RedLayer;
+
+impl<S> tower::Layer<S> for RedLayer {
+    type Service = RedService<S>;
+    fn layer(&self, inner: S) -> RedService<S> {
+        RedService { inner }
+    }
+}
+
+#[derive(Clone)]
+struct RedService<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RedService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let method = MethodLabel::of(req.method());
+        let route = req.extensions().get::<MatchedPath>().map_or("", |m| intern(m.as_str()));
+        RedFuture { inner: self.inner.call(req), start: Instant::now(), method, route }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct RedFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        method: MethodLabel,
+        route: &'static str,
+    }
+}
+
+impl<F, E> Future for RedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        let status = match &out {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 500,
+        };
+        red()
+            .duration
+            .get_or_create(&RedLabels { method: *this.method, route: this.route, status })
+            .observe(this.start.elapsed().as_secs_f64());
+        Poll::Ready(out)
+    }
+}
+
+pub fn prometheus_client_red_on(router: Router) -> Router {
+    red();
+    router.layer(RedLayer)
+}
+
+pub fn prometheus_client_red() -> Row {
+    Row::new(
+        "prometheus_client_red",
+        "hand-made prometheus-client RED middleware, static labels",
+        4,
+        prometheus_client_red_on(app::app()),
+    )
+}
+
+// ---- naive middleware: labels formatted into Strings on every request ----
+
+fn naive_family() -> &'static Family<Vec<(String, String)>, Histogram, fn() -> Histogram> {
+    static F: OnceLock<Family<Vec<(String, String)>, Histogram, fn() -> Histogram>> =
+        OnceLock::new();
+    F.get_or_init(|| Family::new_with_constructor(histogram as fn() -> Histogram))
+}
+
+async fn naive_middleware(req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = match req.extensions().get::<MatchedPath>() {
+        Some(m) => m.as_str().to_string(),
+        None => req.uri().path().to_string(),
+    };
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let labels = vec![
+        ("method".to_string(), method),
+        ("route".to_string(), route),
+        ("status".to_string(), resp.status().as_u16().to_string()),
+    ];
+    naive_family().get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+pub fn naive_string_labels() -> Row {
+    naive_family();
+    Row::new(
+        "naive_string_labels",
+        "naive `from_fn` middleware, `String` labels",
+        5,
+        app::app().layer(axum::middleware::from_fn(naive_middleware)),
+    )
+}
+
+// ---- axum-prometheus ----
+
+pub fn axum_prometheus() -> Row {
+    let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+    std::mem::forget(handle);
+    Row::new("axum_prometheus", "axum-prometheus", 6, app::app().layer(layer))
+}
+
+// ---- autometrics (a function attribute, not a layer: no `Router::layer` floor) ----
+
+#[autometrics::autometrics]
+async fn user_autometrics(Path(id): Path<u64>) -> &'static str {
+    black_box(id);
+    "user"
+}
+
+pub fn autometrics() -> Row {
+    Row::new(
+        "autometrics",
+        "autometrics `#[autometrics]` on the handler (prometheus-client backend)",
+        7,
+        Router::new().route(ROUTE, get(user_autometrics)),
+    )
+}
+
+// ---- axum-tracing-opentelemetry ----
+
+/// An exporter that drops every batch: export cost without a network.
+#[derive(Debug)]
+pub struct DiscardExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DiscardExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+fn otel_dispatch() -> Dispatch {
+    use tracing_subscriber::layer::SubscriberExt;
+    static D: OnceLock<Dispatch> = OnceLock::new();
+    D.get_or_init(|| {
+        use opentelemetry::trace::TracerProvider as _;
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(DiscardExporter)
+            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            )))
+            .build();
+        let tracer = provider.tracer("bench");
+        std::mem::forget(provider);
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(tracer));
+        Dispatch::new(subscriber)
+    })
+    .clone()
+}
+
+pub fn axum_tracing_otel_unsampled() -> Row {
+    Row::new(
+        "axum_tracing_otel_unsampled",
+        "axum-tracing-opentelemetry, not sampled",
+        8,
+        app::app().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
+    )
+    .dispatch(otel_dispatch())
+}
+
+pub fn axum_tracing_otel_sampled() -> Row {
+    axum_tracing_otel_unsampled_with("axum_tracing_otel_sampled", "axum-tracing-opentelemetry, sampled, discarding exporter", 9)
+        .traceparent(TRACEPARENT_SAMPLED)
+}
+
+fn axum_tracing_otel_unsampled_with(id: &'static str, label: &'static str, order: u32) -> Row {
+    Row::new(
+        id,
+        label,
+        order,
+        app::app().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
+    )
+    .dispatch(otel_dispatch())
+}
+
+/// Body type check: the rows serve axum's `Body`.
+#[allow(unused)]
+fn _body(_: Body) {}
