@@ -1,0 +1,401 @@
+//! A histogram family with a bounded number of label sets, lock-free observation and per-bucket
+//! exemplars; and the snapshot types that both the exposition and the status page read.
+//!
+//! Layout: `RwLock<HashMap<K, HistogramSeries>>` where `K` is a small `Copy` label struct. A
+//! label set seen before takes only the read lock, hashes a few words and bumps atomics: no
+//! allocation, no contention with other recorders. A first-seen label set takes the write lock
+//! and inserts; once the family holds `limit` label sets, new ones go to the single overflow
+//! series (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them.
+//! Reading (scrape, status page) holds the read lock of one family while it copies counters.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::labels::Exemplar;
+use crate::context::{SpanId, TraceId};
+
+/// The semantic-conventions HTTP/RPC duration bucket bounds, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// The same bounds in nanoseconds, compared against exactly on the hot path.
+const BOUNDS_NS: [u64; 14] = [
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    75_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    750_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    7_500_000_000,
+    10_000_000_000,
+];
+/// Buckets including `+Inf`.
+pub const BUCKETS: usize = DURATION_BUCKETS.len() + 1;
+
+/// The latest exemplar of one bucket, written without locks.
+///
+/// A sequence lock made of atomics: a writer that finds the slot busy skips (losing one
+/// exemplar is fine; blocking a request is not), readers retry a few times and otherwise report
+/// none. Every field is an atomic, so a torn read is detected rather than undefined.
+#[derive(Default)]
+struct ExemplarSlot {
+    seq: AtomicU64,
+    trace_hi: AtomicU64,
+    trace_lo: AtomicU64,
+    span: AtomicU64,
+    value_ns: AtomicU64,
+    unix_ms: AtomicU64,
+}
+
+impl ExemplarSlot {
+    fn store(&self, ex: Exemplar, value_ns: u64, unix_ms: u64) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & 1 == 1
+            || self
+                .seq
+                .compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let t = ex.trace_id.0;
+        self.trace_hi.store(
+            u64::from_be_bytes(t[..8].try_into().unwrap_or_default()),
+            Ordering::Relaxed,
+        );
+        self.trace_lo.store(
+            u64::from_be_bytes(t[8..].try_into().unwrap_or_default()),
+            Ordering::Relaxed,
+        );
+        self.span
+            .store(u64::from_be_bytes(ex.span_id.0), Ordering::Relaxed);
+        self.value_ns.store(value_ns, Ordering::Relaxed);
+        self.unix_ms.store(unix_ms, Ordering::Relaxed);
+        self.seq.store(seq + 2, Ordering::Release);
+    }
+
+    fn load(&self) -> Option<ExemplarSnapshot> {
+        for _ in 0..8 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 == 0 {
+                return None;
+            }
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let hi = self.trace_hi.load(Ordering::Relaxed);
+            let lo = self.trace_lo.load(Ordering::Relaxed);
+            let span = self.span.load(Ordering::Relaxed);
+            let value_ns = self.value_ns.load(Ordering::Relaxed);
+            let unix_ms = self.unix_ms.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                let mut trace = [0u8; 16];
+                trace[..8].copy_from_slice(&hi.to_be_bytes());
+                trace[8..].copy_from_slice(&lo.to_be_bytes());
+                return Some(ExemplarSnapshot {
+                    trace_id: TraceId(trace),
+                    span_id: SpanId(span.to_be_bytes()),
+                    value: value_ns as f64 / 1e9,
+                    timestamp: UNIX_EPOCH + Duration::from_millis(unix_ms),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// One label set's histogram: non-cumulative bucket counters and the sum, all atomics.
+#[derive(Default)]
+pub(crate) struct HistogramSeries {
+    buckets: [AtomicU64; BUCKETS],
+    sum_ns: AtomicU64,
+    exemplars: [ExemplarSlot; BUCKETS],
+}
+
+impl HistogramSeries {
+    #[inline]
+    pub(crate) fn observe(&self, elapsed: Duration, exemplar: Option<Exemplar>) {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // `le` semantics: the first bucket whose bound is >= the value.
+        let i = BOUNDS_NS.partition_point(|&b| b < ns);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        if let Some(ex) = exemplar {
+            let unix_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            self.exemplars[i].store(ex, ns, unix_ms);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
+        let buckets: [u64; BUCKETS] =
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
+        HistogramSnapshot {
+            // The count is the sum of the buckets, so `+Inf` always equals `_count`.
+            count: buckets.iter().sum(),
+            buckets,
+            sum: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            exemplars: std::array::from_fn(|i| self.exemplars[i].load()),
+        }
+    }
+}
+
+/// An exemplar as read back: the trace and span, the observed value and when it was recorded.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct ExemplarSnapshot {
+    /// The sampled request's trace.
+    pub trace_id: TraceId,
+    /// The sampled request's span.
+    pub span_id: SpanId,
+    /// The observed duration, seconds.
+    pub value: f64,
+    /// When it was recorded (millisecond precision).
+    pub timestamp: SystemTime,
+}
+
+/// One series' histogram at the time of reading.
+///
+/// ```
+/// # use observe_core::metrics::{HistogramSnapshot, DURATION_BUCKETS};
+/// let bounds: &[f64] = HistogramSnapshot::bounds();
+/// assert_eq!(bounds, &DURATION_BUCKETS[..]);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Per-bucket (not cumulative) counts; index `i < 14` is `le = DURATION_BUCKETS[i]`, the
+    /// last is `+Inf`.
+    pub buckets: [u64; BUCKETS],
+    /// Sum of all observations, seconds.
+    pub sum: f64,
+    /// Number of observations (equals the sum of `buckets`).
+    pub count: u64,
+    /// The latest exemplar of each bucket, if any.
+    pub exemplars: [Option<ExemplarSnapshot>; BUCKETS],
+}
+
+impl HistogramSnapshot {
+    /// The finite bucket bounds, seconds.
+    pub fn bounds() -> &'static [f64] {
+        &DURATION_BUCKETS
+    }
+
+    /// Cumulative counts, as exposed in `_bucket{le=…}`.
+    pub fn cumulative(&self) -> [u64; BUCKETS] {
+        let mut acc = 0;
+        std::array::from_fn(|i| {
+            acc += self.buckets[i];
+            acc
+        })
+    }
+
+    /// An estimate of the `q` quantile (0..=1) by linear interpolation within the bucket, the
+    /// way Prometheus' `histogram_quantile` computes it. `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let cum = self.cumulative();
+        let i = cum.iter().position(|&c| c as f64 >= rank)?;
+        if i == BUCKETS - 1 {
+            return Some(DURATION_BUCKETS[BUCKETS - 2]);
+        }
+        let (lo, lo_count) = if i == 0 {
+            (0.0, 0)
+        } else {
+            (DURATION_BUCKETS[i - 1], cum[i - 1])
+        };
+        let in_bucket = (cum[i] - lo_count) as f64;
+        let frac = if in_bucket > 0.0 {
+            (rank - lo_count as f64) / in_bucket
+        } else {
+            0.0
+        };
+        Some(lo + (DURATION_BUCKETS[i] - lo) * frac)
+    }
+}
+
+/// Which series a snapshot belongs to: a label set, or the overflow series.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Series<L> {
+    /// The series of this label set.
+    Labels(L),
+    /// The single series past the cardinality limit (`otel_metric_overflow="true"`).
+    Overflow,
+}
+
+/// A series and its histogram, as returned by the `snapshot()` methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSnapshot<L> {
+    /// The series.
+    pub series: Series<L>,
+    /// Its counts.
+    pub histogram: HistogramSnapshot,
+}
+
+/// A histogram family bounded to `limit` label sets plus one overflow series.
+pub(crate) struct HistogramFamily<K> {
+    map: RwLock<HashMap<K, HistogramSeries>>,
+    overflow: HistogramSeries,
+    overflowed: AtomicU64,
+    limit: usize,
+}
+
+impl<K: Copy + Eq + Hash> HistogramFamily<K> {
+    pub(crate) fn new(limit: usize) -> Self {
+        HistogramFamily {
+            map: RwLock::new(HashMap::new()),
+            overflow: HistogramSeries::default(),
+            overflowed: AtomicU64::new(0),
+            limit,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn observe(&self, key: K, elapsed: Duration, exemplar: Option<Exemplar>) {
+        {
+            let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = map.get(&key) {
+                series.observe(elapsed, exemplar);
+                return;
+            }
+            if map.len() >= self.limit {
+                drop(map);
+                return self.observe_overflow(elapsed, exemplar);
+            }
+        }
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if !map.contains_key(&key) && map.len() >= self.limit {
+            drop(map);
+            return self.observe_overflow(elapsed, exemplar);
+        }
+        map.entry(key).or_default().observe(elapsed, exemplar);
+    }
+
+    #[cold]
+    fn observe_overflow(&self, elapsed: Duration, exemplar: Option<Exemplar>) {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        crate::counters::METRIC_OVERFLOW.inc();
+        self.overflow.observe(elapsed, exemplar);
+    }
+
+    /// Label sets held (not counting the overflow series).
+    pub(crate) fn len(&self) -> usize {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Observations that went to the overflow series.
+    pub(crate) fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Every series with at least one observation; the overflow series last, if used.
+    pub(crate) fn snapshot(&self) -> Vec<SeriesSnapshot<K>> {
+        let mut out: Vec<SeriesSnapshot<K>> = {
+            let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+            map.iter()
+                .map(|(k, s)| SeriesSnapshot {
+                    series: Series::Labels(*k),
+                    histogram: s.snapshot(),
+                })
+                .collect()
+        };
+        if self.overflowed() > 0 {
+            out.push(SeriesSnapshot {
+                series: Series::Overflow,
+                histogram: self.overflow.snapshot(),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn bucket_bounds_are_inclusive_upper_bounds() {
+        let s = HistogramSeries::default();
+        s.observe(ms(5), None); // exactly 0.005 -> first bucket
+        s.observe(Duration::from_nanos(5_000_001), None); // just above -> second
+        s.observe(Duration::from_secs(11), None); // +Inf
+        let snap = s.snapshot();
+        assert_eq!(snap.buckets[0], 1);
+        assert_eq!(snap.buckets[1], 1);
+        assert_eq!(snap.buckets[BUCKETS - 1], 1);
+        assert_eq!(snap.count, 3);
+        assert!((snap.sum - (0.005 + 0.005000001 + 11.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn exemplar_is_kept_per_bucket_latest_wins() {
+        let s = HistogramSeries::default();
+        let a = Exemplar {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([2; 8]),
+        };
+        let b = Exemplar {
+            trace_id: TraceId([3; 16]),
+            span_id: SpanId([4; 8]),
+        };
+        s.observe(ms(1), Some(a));
+        s.observe(ms(2), Some(b));
+        s.observe(ms(300), Some(a));
+        let snap = s.snapshot();
+        let e0 = snap.exemplars[0].expect("exemplar in first bucket");
+        assert_eq!(e0.trace_id, b.trace_id);
+        assert_eq!(e0.span_id, b.span_id);
+        assert!((e0.value - 0.002).abs() < 1e-12);
+        assert_eq!(snap.exemplars[7].map(|e| e.trace_id), Some(a.trace_id));
+        assert!(snap.exemplars[1].is_none());
+    }
+
+    #[test]
+    fn family_overflows_past_limit() {
+        let f = HistogramFamily::<u32>::new(3);
+        for k in 0..10u32 {
+            f.observe(k, ms(1), None);
+        }
+        f.observe(1, ms(1), None); // existing key still lands in its own series
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.overflowed(), 7);
+        let snap = f.snapshot();
+        assert_eq!(snap.len(), 4);
+        let over = snap.iter().find(|s| s.series == Series::Overflow).unwrap();
+        assert_eq!(over.histogram.count, 7);
+        let one = snap.iter().find(|s| s.series == Series::Labels(1)).unwrap();
+        assert_eq!(one.histogram.count, 2);
+    }
+
+    #[test]
+    fn quantile_interpolates_like_prometheus() {
+        let s = HistogramSeries::default();
+        for _ in 0..10 {
+            s.observe(ms(20), None); // bucket (0.01, 0.025]
+        }
+        let q = s.snapshot().quantile(0.5).unwrap();
+        assert!((q - 0.0175).abs() < 1e-9, "{q}");
+        assert_eq!(HistogramSeries::default().snapshot().quantile(0.5), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! HTTP server and client instruments: `http_{server,client}_request_duration_seconds` and
+//! `http_{server,client}_active_requests`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use observe_core::metrics::{HttpMethod, HttpServerLabels, Metrics, MetricsConfig, Route, UrlScheme};
+//!
+//! let metrics = Metrics::new(MetricsConfig::default());
+//! let server = metrics.http_server();
+//! let in_flight = server.start(HttpMethod::Get, UrlScheme::Http);
+//! assert_eq!(server.active(HttpMethod::Get, UrlScheme::Http), 1);
+//! let labels = HttpServerLabels {
+//!     method: HttpMethod::Get,
+//!     scheme: UrlScheme::Http,
+//!     route: Some(Route::intern("/users/{id}")),
+//!     status: 200,
+//!     error: None,
+//! };
+//! server.record(labels, Duration::from_millis(12), None);
+//! drop(in_flight);
+//! assert_eq!(server.active(HttpMethod::Get, UrlScheme::Http), 0);
+//! assert_eq!(server.snapshot()[0].histogram.count, 1);
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use super::encode::{LabelList, WriteLabels};
+use super::family::{HistogramFamily, SeriesSnapshot};
+use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlScheme};
+
+/// Labels of one HTTP server request.
+///
+/// `status` is the response status code; `0` means no response was sent (the request's future
+/// was dropped, e.g. the client went away): the `http_response_status_code` label is then
+/// absent, and the layer sets `error: Some(ErrorType::Cancelled)`. When `error` is `None` and
+/// `status` is 5xx, `error_type` is set to the status code, as semantic conventions ask.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct HttpServerLabels {
+    /// `http_request_method`.
+    pub method: HttpMethod,
+    /// `url_scheme`.
+    pub scheme: UrlScheme,
+    /// `http_route`: the matched template; `None` (label absent) when no route matched.
+    pub route: Option<Route>,
+    /// `http_response_status_code`; `0` when no response was sent.
+    pub status: u16,
+    /// `error_type`, only on failure.
+    pub error: Option<ErrorType>,
+}
+
+impl HttpServerLabels {
+    fn normalized(mut self) -> Self {
+        if self.error.is_none() && self.status >= 500 {
+            self.error = Some(ErrorType::Status(self.status));
+        }
+        self
+    }
+}
+
+impl WriteLabels for HttpServerLabels {
+    fn write_labels(&self, l: &mut LabelList) {
+        l.push("http_request_method", self.method.as_str());
+        l.push("url_scheme", self.scheme.as_str());
+        if let Some(route) = self.route {
+            l.push("http_route", route.as_str());
+        }
+        if self.status != 0 {
+            l.push_u64("http_response_status_code", u64::from(self.status));
+        }
+        if let Some(e) = self.error {
+            l.push_display("error_type", &e);
+        }
+    }
+}
+
+/// Labels of one HTTP client request.
+///
+/// As for the server, `status == 0` means no response was received (connection error,
+/// timeout, cancellation) and the status label is then absent; set `error` to say why. With
+/// `error: None`, a 4xx or 5xx status sets `error_type` to the status code.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct HttpClientLabels {
+    /// `http_request_method`.
+    pub method: HttpMethod,
+    /// `server_address`: the host called (no port); `None` leaves the label out.
+    pub server_address: Option<ServerAddress>,
+    /// `http_response_status_code`; `0` when no response was received.
+    pub status: u16,
+    /// `error_type`, only on failure.
+    pub error: Option<ErrorType>,
+}
+
+impl HttpClientLabels {
+    fn normalized(mut self) -> Self {
+        if self.error.is_none() && self.status >= 400 {
+            self.error = Some(ErrorType::Status(self.status));
+        }
+        self
+    }
+}
+
+impl WriteLabels for HttpClientLabels {
+    fn write_labels(&self, l: &mut LabelList) {
+        l.push("http_request_method", self.method.as_str());
+        if let Some(a) = self.server_address {
+            l.push("server_address", a.as_str());
+        }
+        if self.status != 0 {
+            l.push_u64("http_response_status_code", u64::from(self.status));
+        }
+        if let Some(e) = self.error {
+            l.push_display("error_type", &e);
+        }
+    }
+}
+
+/// Requests in flight by method and scheme: a fixed array, so no lookup and no lock.
+pub(crate) struct ActiveByMethod {
+    counts: [AtomicI64; HttpMethod::ALL.len() * UrlScheme::ALL.len()],
+    // A combination once used stays exposed (at 0 when idle) so its series never goes stale.
+    used: [AtomicBool; HttpMethod::ALL.len() * UrlScheme::ALL.len()],
+}
+
+impl ActiveByMethod {
+    fn new() -> Self {
+        ActiveByMethod {
+            counts: std::array::from_fn(|_| AtomicI64::new(0)),
+            used: std::array::from_fn(|_| AtomicBool::new(false)),
+        }
+    }
+
+    fn index(method: HttpMethod, scheme: UrlScheme) -> usize {
+        method as usize * UrlScheme::ALL.len() + scheme as usize
+    }
+
+    fn slot(&self, method: HttpMethod, scheme: UrlScheme) -> &AtomicI64 {
+        &self.counts[Self::index(method, scheme)]
+    }
+
+    fn start(&self, method: HttpMethod, scheme: UrlScheme) -> InFlight<'_> {
+        let used = &self.used[Self::index(method, scheme)];
+        if !used.load(Ordering::Relaxed) {
+            used.store(true, Ordering::Relaxed);
+        }
+        InFlight::new(self.slot(method, scheme))
+    }
+
+    /// `(method, scheme, value)` for every combination that was ever used.
+    pub(crate) fn values(&self) -> impl Iterator<Item = (HttpMethod, UrlScheme, i64)> + '_ {
+        HttpMethod::ALL.into_iter().flat_map(move |m| {
+            UrlScheme::ALL.into_iter().filter_map(move |s| {
+                self.used[Self::index(m, s)]
+                    .load(Ordering::Relaxed)
+                    .then(|| (m, s, self.slot(m, s).load(Ordering::Relaxed)))
+            })
+        })
+    }
+}
+
+/// An in-flight request: the active-requests gauge was raised by one when it was created and
+/// is lowered by one, exactly once, when it is dropped (response sent, error, or the request's
+/// future dropped).
+///
+/// ```
+/// # use observe_core::metrics::{HttpMethod, Metrics, MetricsConfig, UrlScheme};
+/// let metrics = Metrics::new(MetricsConfig::default());
+/// let guard = metrics.http_client().start(HttpMethod::Post, UrlScheme::Https);
+/// assert_eq!(metrics.http_client().active(HttpMethod::Post, UrlScheme::Https), 1);
+/// drop(guard);
+/// assert_eq!(metrics.http_client().active(HttpMethod::Post, UrlScheme::Https), 0);
+/// ```
+#[must_use = "the gauge is lowered when this guard is dropped"]
+pub struct InFlight<'a> {
+    gauge: &'a AtomicI64,
+}
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn new(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        InFlight { gauge }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.gauge.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for InFlight<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InFlight").finish_non_exhaustive()
+    }
+}
+
+/// The HTTP server instruments. Get it from [`Metrics::http_server`](super::Metrics::http_server).
+pub struct HttpServerMetrics {
+    pub(crate) duration: HistogramFamily<HttpServerLabels>,
+    pub(crate) active: ActiveByMethod,
+}
+
+impl HttpServerMetrics {
+    pub(crate) fn new(limit: usize) -> Self {
+        HttpServerMetrics {
+            duration: HistogramFamily::new(limit),
+            active: ActiveByMethod::new(),
+        }
+    }
+
+    /// Raises `http_server_active_requests{method,scheme}`; the returned guard lowers it.
+    #[inline]
+    pub fn start(&self, method: HttpMethod, scheme: UrlScheme) -> InFlight<'_> {
+        self.active.start(method, scheme)
+    }
+
+    /// Records one finished (or cancelled) request. No allocation for a label set seen before.
+    #[inline]
+    pub fn record(&self, labels: HttpServerLabels, elapsed: Duration, exemplar: Option<Exemplar>) {
+        self.duration
+            .observe(labels.normalized(), elapsed, exemplar);
+    }
+
+    /// The current value of the active-requests gauge for one method and scheme.
+    pub fn active(&self, method: HttpMethod, scheme: UrlScheme) -> i64 {
+        self.active.slot(method, scheme).load(Ordering::Relaxed)
+    }
+
+    /// Every series of the duration histogram (the status page reads this too).
+    pub fn snapshot(&self) -> Vec<SeriesSnapshot<HttpServerLabels>> {
+        self.duration.snapshot()
+    }
+
+    /// Label sets held by the duration histogram (at most the configured limit).
+    pub fn series_count(&self) -> usize {
+        self.duration.len()
+    }
+
+    /// Observations that went to the overflow series.
+    pub fn overflowed(&self) -> u64 {
+        self.duration.overflowed()
+    }
+}
+
+impl fmt::Debug for HttpServerMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServerMetrics")
+            .field("series", &self.series_count())
+            .finish()
+    }
+}
+
+/// The HTTP client instruments. Get it from [`Metrics::http_client`](super::Metrics::http_client).
+pub struct HttpClientMetrics {
+    pub(crate) duration: HistogramFamily<HttpClientLabels>,
+    pub(crate) active: ActiveByMethod,
+}
+
+impl HttpClientMetrics {
+    pub(crate) fn new(limit: usize) -> Self {
+        HttpClientMetrics {
+            duration: HistogramFamily::new(limit),
+            active: ActiveByMethod::new(),
+        }
+    }
+
+    /// Raises `http_client_active_requests{method,scheme}`; the returned guard lowers it.
+    #[inline]
+    pub fn start(&self, method: HttpMethod, scheme: UrlScheme) -> InFlight<'_> {
+        self.active.start(method, scheme)
+    }
+
+    /// Records one finished (or failed, or cancelled) outgoing request.
+    #[inline]
+    pub fn record(&self, labels: HttpClientLabels, elapsed: Duration, exemplar: Option<Exemplar>) {
+        self.duration
+            .observe(labels.normalized(), elapsed, exemplar);
+    }
+
+    /// The current value of the active-requests gauge for one method and scheme.
+    pub fn active(&self, method: HttpMethod, scheme: UrlScheme) -> i64 {
+        self.active.slot(method, scheme).load(Ordering::Relaxed)
+    }
+
+    /// Every series of the duration histogram.
+    pub fn snapshot(&self) -> Vec<SeriesSnapshot<HttpClientLabels>> {
+        self.duration.snapshot()
+    }
+
+    /// Label sets held by the duration histogram.
+    pub fn series_count(&self) -> usize {
+        self.duration.len()
+    }
+}
+
+impl fmt::Debug for HttpClientMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClientMetrics")
+            .field("series", &self.series_count())
+            .finish()
+    }
+}

@@ -1,0 +1,483 @@
+//! Label values for the RED instruments: small `Copy` types, so that looking up a series for a
+//! label set never allocates.
+//!
+//! Free-form values (HTTP route templates, gRPC method names, upstream host names) are interned
+//! once into `&'static str`. The interner is bounded: past [`MAX_INTERNED`] distinct strings per
+//! kind (or for strings longer than [`MAX_INTERNED_LEN`] bytes) `intern` returns the `_OTHER`
+//! value and counts the event in `observe_metric_overflow_total`, so a caller that mistakenly
+//! interns raw paths cannot grow memory without bound.
+//!
+//! ```
+//! use observe_core::metrics::{HttpMethod, Route};
+//! assert_eq!(HttpMethod::from_bytes(b"GET").as_str(), "GET");
+//! assert_eq!(HttpMethod::from_bytes(b"BREW").as_str(), "_OTHER");
+//! assert_eq!(Route::intern("/users/{id}").as_str(), "/users/{id}");
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{LazyLock, PoisonError, RwLock};
+
+use crate::context::{RequestContext, SpanId, TraceId};
+
+/// Distinct strings each interner (routes, RPC methods, server addresses) keeps at most.
+pub const MAX_INTERNED: usize = 10_000;
+/// Longest string (in bytes) that is interned; longer ones become `_OTHER`.
+pub const MAX_INTERNED_LEN: usize = 512;
+
+/// The value semantic conventions use for anything outside a known, bounded set.
+pub const OTHER: &str = "_OTHER";
+
+struct Interner {
+    set: RwLock<HashSet<&'static str>>,
+}
+
+impl Interner {
+    fn new() -> Self {
+        Interner {
+            set: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// The interned copy of `s`, or `None` when the interner is full or `s` is too long.
+    fn intern(&self, s: &str) -> Option<&'static str> {
+        if s.len() > MAX_INTERNED_LEN {
+            return None;
+        }
+        if let Some(found) = self
+            .set
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(s)
+        {
+            return Some(found);
+        }
+        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = set.get(s) {
+            return Some(found);
+        }
+        if set.len() >= MAX_INTERNED {
+            return None;
+        }
+        // Leaked on purpose: an interned value lives as long as the process, and the set
+        // bounds how many there can be.
+        let leaked: &'static str = Box::leak(Box::<str>::from(s));
+        set.insert(leaked);
+        Some(leaked)
+    }
+
+    fn len(&self) -> usize {
+        self.set
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+fn intern_or_other(interner: &Interner, s: &str) -> &'static str {
+    match interner.intern(s) {
+        Some(v) => v,
+        None => {
+            crate::counters::METRIC_OVERFLOW.inc();
+            OTHER
+        }
+    }
+}
+
+static ROUTES: LazyLock<Interner> = LazyLock::new(Interner::new);
+static RPC_METHODS: LazyLock<Interner> = LazyLock::new(Interner::new);
+static SERVER_ADDRESSES: LazyLock<Interner> = LazyLock::new(Interner::new);
+
+macro_rules! interned {
+    ($(#[$doc:meta])* $name:ident, $interner:ident) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(&'static str);
+
+        impl $name {
+            /// The `_OTHER` value.
+            pub const OTHER: $name = $name(OTHER);
+
+            /// The interned value for `s`: a lookup under a read lock when `s` was seen before
+            /// (no allocation), one leaked copy the first time. `_OTHER` when the interner is
+            /// full or `s` is longer than [`MAX_INTERNED_LEN`].
+            pub fn intern(s: &str) -> Self {
+                $name(intern_or_other(&$interner, s))
+            }
+
+            /// The label value.
+            pub fn as_str(&self) -> &'static str {
+                self.0
+            }
+
+            /// How many distinct values are interned (process-wide).
+            pub fn interned_count() -> usize {
+                $interner.len()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+    };
+}
+
+interned!(
+    /// A matched route template (`/users/{id}`), the `http_route` label.
+    ///
+    /// Only ever built from the router's template, never from the raw request path: a request
+    /// that matched no route has no `Route` at all (the label is then absent).
+    ///
+    /// ```
+    /// # use observe_core::metrics::Route;
+    /// let a = Route::intern("/users/{id}");
+    /// assert_eq!(a, Route::intern(&String::from("/users/{id}")));
+    /// assert_eq!(Route::intern(&"x".repeat(10_000)), Route::OTHER);
+    /// ```
+    Route,
+    ROUTES
+);
+
+interned!(
+    /// A fully qualified gRPC method (`pkg.Service/Method`), the `rpc_method` label.
+    ///
+    /// ```
+    /// # use observe_core::metrics::RpcMethod;
+    /// assert_eq!(RpcMethod::intern("helloworld.Greeter/SayHello").as_str(), "helloworld.Greeter/SayHello");
+    /// assert_eq!(RpcMethod::OTHER.as_str(), "_OTHER");
+    /// ```
+    RpcMethod,
+    RPC_METHODS
+);
+
+impl RpcMethod {
+    /// The method from a gRPC request path (`/pkg.Service/Method`): the leading `/` is dropped;
+    /// anything that is not `service/method` becomes `_OTHER`.
+    ///
+    /// ```
+    /// # use observe_core::metrics::RpcMethod;
+    /// assert_eq!(RpcMethod::from_path("/pkg.Svc/Do").as_str(), "pkg.Svc/Do");
+    /// assert_eq!(RpcMethod::from_path("/nonsense"), RpcMethod::OTHER);
+    /// ```
+    pub fn from_path(path: &str) -> Self {
+        let p = path.strip_prefix('/').unwrap_or(path);
+        match p.split_once('/') {
+            Some((svc, m)) if !svc.is_empty() && !m.is_empty() && !m.contains('/') => {
+                Self::intern(p)
+            }
+            _ => Self::OTHER,
+        }
+    }
+}
+
+interned!(
+    /// The host a client called (`server_address`, host only: no port, no user info).
+    ///
+    /// ```
+    /// # use observe_core::metrics::ServerAddress;
+    /// assert_eq!(ServerAddress::intern("api.example.com").as_str(), "api.example.com");
+    /// ```
+    ServerAddress,
+    SERVER_ADDRESSES
+);
+
+/// The `http_request_method` label: the nine standard methods, `_OTHER` for anything else.
+///
+/// ```
+/// # use observe_core::metrics::HttpMethod;
+/// assert_eq!(HttpMethod::from(&http::Method::PATCH), HttpMethod::Patch);
+/// assert_eq!(HttpMethod::from(&http::Method::from_bytes(b"PURGE").unwrap()), HttpMethod::Other);
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+    /// Any non-standard method, exposed as `_OTHER`.
+    Other,
+}
+
+impl HttpMethod {
+    /// Every value, in label order.
+    pub const ALL: [HttpMethod; 10] = [
+        HttpMethod::Get,
+        HttpMethod::Head,
+        HttpMethod::Post,
+        HttpMethod::Put,
+        HttpMethod::Delete,
+        HttpMethod::Connect,
+        HttpMethod::Options,
+        HttpMethod::Trace,
+        HttpMethod::Patch,
+        HttpMethod::Other,
+    ];
+
+    /// The method from its token (case-sensitive, as HTTP methods are).
+    pub fn from_bytes(b: &[u8]) -> Self {
+        match b {
+            b"GET" => HttpMethod::Get,
+            b"HEAD" => HttpMethod::Head,
+            b"POST" => HttpMethod::Post,
+            b"PUT" => HttpMethod::Put,
+            b"DELETE" => HttpMethod::Delete,
+            b"CONNECT" => HttpMethod::Connect,
+            b"OPTIONS" => HttpMethod::Options,
+            b"TRACE" => HttpMethod::Trace,
+            b"PATCH" => HttpMethod::Patch,
+            _ => HttpMethod::Other,
+        }
+    }
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Connect => "CONNECT",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Trace => "TRACE",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Other => OTHER,
+        }
+    }
+}
+
+impl From<&http::Method> for HttpMethod {
+    fn from(m: &http::Method) -> Self {
+        HttpMethod::from_bytes(m.as_str().as_bytes())
+    }
+}
+
+/// The `url_scheme` label.
+///
+/// ```
+/// # use observe_core::metrics::UrlScheme;
+/// assert_eq!(UrlScheme::from_bytes(b"https").as_str(), "https");
+/// assert_eq!(UrlScheme::from_bytes(b"gopher"), UrlScheme::Http);
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, Default)]
+pub enum UrlScheme {
+    /// `http` (also the fallback: a server that sees no scheme is plain HTTP).
+    #[default]
+    Http,
+    /// `https`.
+    Https,
+}
+
+impl UrlScheme {
+    /// Every value, in label order.
+    pub const ALL: [UrlScheme; 2] = [UrlScheme::Http, UrlScheme::Https];
+
+    /// `https` (ASCII case-insensitive) is [`UrlScheme::Https`]; anything else is `Http`.
+    pub fn from_bytes(b: &[u8]) -> Self {
+        if b.eq_ignore_ascii_case(b"https") {
+            UrlScheme::Https
+        } else {
+            UrlScheme::Http
+        }
+    }
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UrlScheme::Http => "http",
+            UrlScheme::Https => "https",
+        }
+    }
+}
+
+/// The `error_type` label: why a request failed. Low cardinality by construction.
+///
+/// For HTTP, a response with a failing status and no other error gets `error_type` set to the
+/// status code (`"500"`) automatically, as semantic conventions ask (servers: 5xx; clients:
+/// 4xx and 5xx). For gRPC it is the status code name (`"UNAVAILABLE"`).
+///
+/// ```
+/// # use observe_core::metrics::ErrorType;
+/// assert_eq!(ErrorType::Cancelled.to_string(), "cancelled");
+/// assert_eq!(ErrorType::Status(503).to_string(), "503");
+/// assert_eq!(ErrorType::Named("hyper::Error").to_string(), "hyper::Error");
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum ErrorType {
+    /// The request's future was dropped before a response was produced (the client went away,
+    /// or a timeout layer above cancelled it): `cancelled`.
+    Cancelled,
+    /// A timeout fired: `timeout`.
+    Timeout,
+    /// The failing HTTP status code itself, e.g. `500`.
+    Status(u16),
+    /// A failing gRPC status, by name, e.g. `UNAVAILABLE`.
+    Grpc(GrpcCode),
+    /// A low-cardinality identifier chosen by the instrumentation, such as an error's type name.
+    Named(&'static str),
+    /// `_OTHER`.
+    Other,
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorType::Cancelled => f.write_str("cancelled"),
+            ErrorType::Timeout => f.write_str("timeout"),
+            ErrorType::Status(s) => f.write_str(itoa::Buffer::new().format(*s)),
+            ErrorType::Grpc(c) => f.write_str(c.as_str()),
+            ErrorType::Named(n) => f.write_str(n),
+            ErrorType::Other => f.write_str(OTHER),
+        }
+    }
+}
+
+/// A gRPC status code (0..=16), exposed by name in `rpc_response_status_code`.
+///
+/// ```
+/// # use observe_core::metrics::GrpcCode;
+/// assert_eq!(GrpcCode::from_i32(5).as_str(), "NOT_FOUND");
+/// assert_eq!(GrpcCode::from_i32(99), GrpcCode::Unknown);
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum GrpcCode {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl GrpcCode {
+    /// The code for a number; anything outside 0..=16 is `UNKNOWN` (as gRPC itself maps it).
+    pub fn from_i32(code: i32) -> Self {
+        use GrpcCode::*;
+        match code {
+            0 => Ok,
+            1 => Cancelled,
+            2 => Unknown,
+            3 => InvalidArgument,
+            4 => DeadlineExceeded,
+            5 => NotFound,
+            6 => AlreadyExists,
+            7 => PermissionDenied,
+            8 => ResourceExhausted,
+            9 => FailedPrecondition,
+            10 => Aborted,
+            11 => OutOfRange,
+            12 => Unimplemented,
+            13 => Internal,
+            14 => Unavailable,
+            15 => DataLoss,
+            16 => Unauthenticated,
+            _ => Unknown,
+        }
+    }
+
+    /// The code from a `grpc-status` header value (ASCII decimal); `UNKNOWN` when malformed.
+    pub fn from_bytes(b: &[u8]) -> Self {
+        if b.is_empty() || b.len() > 2 || !b.iter().all(u8::is_ascii_digit) {
+            return GrpcCode::Unknown;
+        }
+        let n = b.iter().fold(0i32, |n, d| n * 10 + i32::from(d - b'0'));
+        Self::from_i32(n)
+    }
+
+    /// The numeric code.
+    pub const fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// The canonical name, e.g. `DEADLINE_EXCEEDED`.
+    pub const fn as_str(self) -> &'static str {
+        use GrpcCode::*;
+        match self {
+            Ok => "OK",
+            Cancelled => "CANCELLED",
+            Unknown => "UNKNOWN",
+            InvalidArgument => "INVALID_ARGUMENT",
+            DeadlineExceeded => "DEADLINE_EXCEEDED",
+            NotFound => "NOT_FOUND",
+            AlreadyExists => "ALREADY_EXISTS",
+            PermissionDenied => "PERMISSION_DENIED",
+            ResourceExhausted => "RESOURCE_EXHAUSTED",
+            FailedPrecondition => "FAILED_PRECONDITION",
+            Aborted => "ABORTED",
+            OutOfRange => "OUT_OF_RANGE",
+            Unimplemented => "UNIMPLEMENTED",
+            Internal => "INTERNAL",
+            Unavailable => "UNAVAILABLE",
+            DataLoss => "DATA_LOSS",
+            Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
+    /// Whether a server reports this code as an error (semantic conventions: `UNKNOWN`,
+    /// `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`). A client
+    /// treats every code but `OK` as an error.
+    pub const fn is_server_error(self) -> bool {
+        use GrpcCode::*;
+        matches!(
+            self,
+            Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+        )
+    }
+}
+
+/// The trace and span of a sampled request, attached to the histogram bucket its duration
+/// landed in (OpenMetrics exemplars `{trace_id="…",span_id="…"}`: 63 characters, well inside
+/// the 128-character limit).
+///
+/// ```
+/// # use observe_core::context::RequestContext;
+/// # use observe_core::metrics::Exemplar;
+/// let sampled = RequestContext::new_root(true);
+/// assert!(Exemplar::from_context(&sampled).is_some());
+/// assert!(Exemplar::from_context(&RequestContext::new_root(false)).is_none());
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Exemplar {
+    /// The sampled request's trace.
+    pub trace_id: TraceId,
+    /// The request's span.
+    pub span_id: SpanId,
+}
+
+impl Exemplar {
+    /// The exemplar for a request context: `Some` only when it is sampled (an exemplar must
+    /// point at a trace that was actually exported).
+    pub fn from_context(cx: &RequestContext) -> Option<Exemplar> {
+        cx.flags.is_sampled().then_some(Exemplar {
+            trace_id: cx.trace_id,
+            span_id: cx.span_id,
+        })
+    }
+}

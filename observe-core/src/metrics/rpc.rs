@@ -1,0 +1,125 @@
+//! gRPC server and client instruments: `rpc_server_call_duration_seconds`,
+//! `rpc_client_call_duration_seconds` (semantic conventions 1.39 names) and the in-flight
+//! gauges `rpc_server_active_calls` / `rpc_client_active_calls` (an observe addition: semantic
+//! conventions define no RPC in-flight instrument).
+//!
+//! ```
+//! use std::time::Duration;
+//! use observe_core::metrics::{GrpcCode, Metrics, MetricsConfig, RpcLabels, RpcMethod};
+//!
+//! let metrics = Metrics::new(MetricsConfig::default());
+//! let call = metrics.rpc_server().start();
+//! metrics.rpc_server().record(
+//!     RpcLabels { method: RpcMethod::intern("helloworld.Greeter/SayHello"), code: GrpcCode::Unavailable, error: None },
+//!     Duration::from_millis(3),
+//!     None,
+//! );
+//! drop(call);
+//! let snap = metrics.rpc_server().snapshot();
+//! assert_eq!(snap.len(), 1);
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use super::encode::{LabelList, WriteLabels};
+use super::family::{HistogramFamily, SeriesSnapshot};
+use super::http::InFlight;
+use super::labels::{ErrorType, Exemplar, GrpcCode, RpcMethod};
+
+/// Labels of one gRPC call (server or client side). `rpc_system_name="grpc"` is added on output.
+///
+/// With `error: None`, a failing code sets `error_type` to the code's name: on the server the
+/// codes semantic conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`,
+/// `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), on the client every code but `OK`.
+/// A call whose future was dropped is recorded with `code: GrpcCode::Cancelled` and
+/// `error: Some(ErrorType::Cancelled)`.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct RpcLabels {
+    /// `rpc_method`: `pkg.Service/Method`, or `_OTHER`.
+    pub method: RpcMethod,
+    /// `rpc_response_status_code`, by name.
+    pub code: GrpcCode,
+    /// `error_type`, only on failure.
+    pub error: Option<ErrorType>,
+}
+
+/// The labels of a server call (same type as the client's).
+pub type RpcServerLabels = RpcLabels;
+/// The labels of a client call (same type as the server's).
+pub type RpcClientLabels = RpcLabels;
+
+impl WriteLabels for RpcLabels {
+    fn write_labels(&self, l: &mut LabelList) {
+        l.push("rpc_system_name", "grpc");
+        l.push("rpc_method", self.method.as_str());
+        l.push("rpc_response_status_code", self.code.as_str());
+        if let Some(e) = self.error {
+            l.push_display("error_type", &e);
+        }
+    }
+}
+
+/// The instruments of one side (server or client) of gRPC.
+pub struct RpcMetrics {
+    pub(crate) duration: HistogramFamily<RpcLabels>,
+    pub(crate) active: AtomicI64,
+    server: bool,
+}
+
+impl RpcMetrics {
+    pub(crate) fn new(limit: usize, server: bool) -> Self {
+        RpcMetrics {
+            duration: HistogramFamily::new(limit),
+            active: AtomicI64::new(0),
+            server,
+        }
+    }
+
+    /// Raises the active-calls gauge; the returned guard lowers it.
+    #[inline]
+    pub fn start(&self) -> InFlight<'_> {
+        InFlight::new(&self.active)
+    }
+
+    /// Records one finished (or failed, or cancelled) call.
+    #[inline]
+    pub fn record(&self, mut labels: RpcLabels, elapsed: Duration, exemplar: Option<Exemplar>) {
+        if labels.error.is_none() {
+            let failed = if self.server {
+                labels.code.is_server_error()
+            } else {
+                labels.code != GrpcCode::Ok
+            };
+            if failed {
+                labels.error = Some(ErrorType::Grpc(labels.code));
+            }
+        }
+        self.duration.observe(labels, elapsed, exemplar);
+    }
+
+    /// Calls in flight.
+    pub fn active(&self) -> i64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Every series of the duration histogram.
+    pub fn snapshot(&self) -> Vec<SeriesSnapshot<RpcLabels>> {
+        self.duration.snapshot()
+    }
+
+    /// Label sets held by the duration histogram.
+    pub fn series_count(&self) -> usize {
+        self.duration.len()
+    }
+}
+
+impl fmt::Debug for RpcMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcMetrics")
+            .field("server", &self.server)
+            .field("series", &self.series_count())
+            .finish()
+    }
+}
