@@ -1,1 +1,210 @@
 //! `init()`: installs logs, metrics and traces and returns the guard that flushes them.
+//!
+//! ```no_run
+//! use observe_core::config::Config;
+//!
+//! let guard = observe_core::init::init(Config::default().service_name("orders"))?;
+//! tracing::info!("started");
+//! // ... serve ...
+//! let report = guard.shutdown(std::time::Duration::from_secs(5))?;
+//! assert_eq!(report.spans_dropped, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer;
+
+use crate::config::{Config, ConfigError, LogFormat, Propagator};
+use crate::trace::{self, ShutdownReport, TraceGuard};
+
+/// Why observe could not be installed.
+///
+/// ```
+/// # use observe_core::init::InitError;
+/// assert_eq!(
+///     InitError::AlreadyInitialized.to_string(),
+///     "observe is already initialized in this process"
+/// );
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// `init` (or `trace::install`) ran before and its guard is still alive — or, for
+    /// `init`, ran before at all: the global subscriber can be set only once per process.
+    #[error("observe is already initialized in this process")]
+    AlreadyInitialized,
+    /// A configuration value was refused.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The OTLP exporter could not be built (bad endpoint, no thread).
+    #[error("cannot start trace export: {0}")]
+    Exporter(String),
+    /// Another global `tracing` subscriber was already set by someone else.
+    #[error("cannot install the tracing subscriber: {0}")]
+    Subscriber(String),
+}
+
+/// A shutdown that did not deliver everything within its timeout.
+///
+/// ```
+/// # use observe_core::init::ShutdownError;
+/// # use observe_core::trace::ShutdownReport;
+/// let e = ShutdownError::TimedOut(ShutdownReport::default());
+/// assert!(e.to_string().contains("timed out"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The timeout passed; the report says how many spans were dropped.
+    #[error("telemetry shutdown timed out; {} spans dropped", .0.spans_dropped)]
+    TimedOut(ShutdownReport),
+}
+
+/// Keeps observe's exporters running; [`Guard::shutdown`] (or dropping it) flushes them.
+#[must_use = "dropping the guard flushes and stops telemetry export"]
+#[derive(Debug)]
+pub struct Guard {
+    trace: Option<TraceGuard>,
+}
+
+/// Timeout used when a [`Guard`] is dropped without an explicit shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Guard {
+    /// Flushes every finished span within `timeout` and stops export. Returns by the timeout
+    /// even when the collector hangs; `Err` carries what could not be delivered.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
+        let report = match self.trace.take() {
+            Some(t) => t.shutdown(timeout),
+            None => ShutdownReport::default(),
+        };
+        if report.timed_out {
+            Err(ShutdownError::TimedOut(report))
+        } else {
+            Ok(report)
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.shutdown_inner(DEFAULT_SHUTDOWN_TIMEOUT);
+    }
+}
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// Installs observe for this process: the environment is applied over `config`
+/// ([`Config::with_env_overrides`]), then the global propagator, the tracer provider, and the
+/// `tracing` subscriber (filter + log layer + OpenTelemetry layer).
+///
+/// A second call returns [`InitError::AlreadyInitialized`].
+pub fn init(config: Config) -> Result<Guard, InitError> {
+    let config = config.with_env_overrides()?;
+    if INITIALIZED.swap(true, Ordering::AcqRel) {
+        return Err(InitError::AlreadyInitialized);
+    }
+    install_propagator(&config);
+    let trace = match trace::install(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            // Nothing global was set that cannot be set again: allow a corrected retry.
+            INITIALIZED.store(false, Ordering::Release);
+            return Err(e);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(&config.log_filter)
+        .map_err(|e| {
+            InitError::Config(ConfigError::InvalidLogFilter {
+                variable: "log_filter",
+                value: config.log_filter.clone(),
+                reason: e.to_string(),
+            })
+        })?;
+    tracing_subscriber::registry()
+        .with(trace::otel_layer())
+        .with(log_layer(&config))
+        .with(filter)
+        .try_init()
+        .map_err(|e| InitError::Subscriber(e.to_string()))?;
+    Ok(Guard { trace: Some(trace) })
+}
+
+/// [`init`] with the service name and version defaulting to the given package's (what
+/// [`crate::init!`] passes); the environment still overrides both.
+pub fn init_with_package(
+    mut config: Config,
+    package_name: &str,
+    package_version: &str,
+) -> Result<Guard, InitError> {
+    if config.service_name.is_none() {
+        config.service_name = Some(package_name.to_string());
+    }
+    if config.service_version.is_none() {
+        config.service_version = Some(package_version.to_string());
+    }
+    init(config)
+}
+
+/// Installs observe with the calling crate's name and version as `service.name` and
+/// `service.version` (unless the config or the environment sets them).
+///
+/// ```no_run
+/// let _guard = observe_core::init!()?;
+/// // or, with code configuration:
+/// # drop(_guard);
+/// let _guard = observe_core::init!(observe_core::config::Config::default().status_page(true))?;
+/// # Ok::<(), observe_core::init::InitError>(())
+/// ```
+#[macro_export]
+macro_rules! init {
+    () => {
+        $crate::init!($crate::config::Config::default())
+    };
+    ($config:expr) => {
+        $crate::init::init_with_package(
+            $config,
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        )
+    };
+}
+
+fn install_propagator(config: &Config) {
+    use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+    // LEAD: swap in crate::propagation::{W3cPropagator, W3cBaggagePropagator} once merged.
+    let propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = config
+        .propagators
+        .iter()
+        .map(|p| -> Box<dyn TextMapPropagator + Send + Sync> {
+            match p {
+                Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
+                Propagator::Baggage => Box::new(BaggagePropagator::new()),
+            }
+        })
+        .collect();
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
+}
+
+/// The log output layer.
+// LEAD: wire crate::logs / crate::metrics here (JsonLayer with config.redact_fields, the
+// non-blocking writer, and Metrics configured with config.metrics_max_series).
+fn log_layer<S>(config: &Config) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().boxed(),
+    }
+}

@@ -1,1 +1,560 @@
 //! Traces: tracer provider, OTLP export, sampling and drop counting.
+//!
+//! [`install`] builds the OpenTelemetry SDK tracer provider from a [`Config`]: the resource,
+//! an OTLP exporter (gRPC or HTTP/protobuf) behind observe's bounded batch processor (every
+//! dropped span counted in [`crate::counters::SPANS_DROPPED`]), and optionally the in-process
+//! [`collector`]. It also publishes the two globals the request path reads, [`sampler`] and
+//! [`tracer`]. No endpoint and no in-process collector means no provider at all: no thread, no
+//! retry, and [`tracer`] returns `None` so the request path creates no span.
+//!
+//! ```
+//! use observe_core::config::Config;
+//! use observe_core::trace::{self, Sampler};
+//!
+//! let guard = trace::install(&Config::default().sampler(Sampler::AlwaysOff)).unwrap();
+//! assert_eq!(trace::sampler(), Sampler::AlwaysOff);
+//! assert!(trace::tracer().is_none()); // no endpoint, no collector
+//! guard.shutdown(std::time::Duration::from_secs(1));
+//! ```
+
+pub mod collector;
+mod processor;
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::filter::{FilterFn, Filtered};
+
+use crate::config::{Config, OtlpCompression, OtlpProtocol, ResolvedOtlp};
+use crate::context::{RequestContext, TraceFlags, TraceId};
+use crate::init::InitError;
+use collector::SpanStore;
+use processor::BatchProcessor;
+
+/// The head sampler: decides, without allocating, whether a new trace or a request is sampled.
+///
+/// The ratio samplers make the same decision as the OpenTelemetry SDK's `TraceIdRatioBased`
+/// for the same trace id (the low 8 bytes, shifted right once, against `ratio * 2^63`), so
+/// every service in a trace that uses either agrees.
+///
+/// ```
+/// use observe_core::context::{TraceFlags, TraceId};
+/// use observe_core::trace::Sampler;
+///
+/// let id = TraceId::random();
+/// assert!(Sampler::ParentBasedAlwaysOff.should_sample(Some(TraceFlags::SAMPLED), id));
+/// assert!(!Sampler::ParentBasedAlwaysOn.should_sample(Some(TraceFlags::default()), id));
+/// assert!(Sampler::ParentBasedAlwaysOn.should_sample(None, id));
+/// assert!(!Sampler::TraceIdRatio(0.0).should_sample(None, id));
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Default)]
+pub enum Sampler {
+    /// Sample everything.
+    AlwaysOn,
+    /// Sample nothing.
+    AlwaysOff,
+    /// Sample this fraction of trace ids, ignoring the parent.
+    TraceIdRatio(f64),
+    /// Follow the parent; sample roots (the default).
+    #[default]
+    ParentBasedAlwaysOn,
+    /// Follow the parent; never sample roots.
+    ParentBasedAlwaysOff,
+    /// Follow the parent; sample this fraction of roots.
+    ParentBasedTraceIdRatio(f64),
+}
+
+impl Sampler {
+    /// The decision for a span in trace `trace_id` whose parent (if any) carries `parent_flags`.
+    /// Pure arithmetic: no allocation, no lock.
+    #[inline]
+    pub fn should_sample(self, parent_flags: Option<TraceFlags>, trace_id: TraceId) -> bool {
+        match self {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            Sampler::TraceIdRatio(r) => ratio_decision(r, trace_id),
+            Sampler::ParentBasedAlwaysOn => parent_flags.is_none_or(TraceFlags::is_sampled),
+            Sampler::ParentBasedAlwaysOff => parent_flags.is_some_and(TraceFlags::is_sampled),
+            Sampler::ParentBasedTraceIdRatio(r) => match parent_flags {
+                Some(f) => f.is_sampled(),
+                None => ratio_decision(r, trace_id),
+            },
+        }
+    }
+
+    /// The ratio of a ratio-based sampler.
+    ///
+    /// ```
+    /// # use observe_core::trace::Sampler;
+    /// assert_eq!(Sampler::TraceIdRatio(0.5).ratio(), Some(0.5));
+    /// assert_eq!(Sampler::AlwaysOn.ratio(), None);
+    /// ```
+    pub fn ratio(self) -> Option<f64> {
+        match self {
+            Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The equivalent OpenTelemetry SDK sampler (what spans started by users' `tracing` spans
+    /// outside any request are sampled with).
+    ///
+    /// ```
+    /// # use observe_core::trace::Sampler;
+    /// let sdk = Sampler::TraceIdRatio(0.5).to_sdk();
+    /// assert!(format!("{sdk:?}").contains("TraceIdRatioBased"));
+    /// ```
+    pub fn to_sdk(self) -> opentelemetry_sdk::trace::Sampler {
+        use opentelemetry_sdk::trace::Sampler as S;
+        match self {
+            Sampler::AlwaysOn => S::AlwaysOn,
+            Sampler::AlwaysOff => S::AlwaysOff,
+            Sampler::TraceIdRatio(r) => S::TraceIdRatioBased(r),
+            Sampler::ParentBasedAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
+            Sampler::ParentBasedAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
+            Sampler::ParentBasedTraceIdRatio(r) => {
+                S::ParentBased(Box::new(S::TraceIdRatioBased(r)))
+            }
+        }
+    }
+}
+
+#[inline]
+fn ratio_decision(ratio: f64, trace_id: TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    // Same arithmetic as opentelemetry_sdk's TraceIdRatioBased, so decisions agree.
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id.0[8..]);
+    (u64::from_be_bytes(low) >> 1) < bound
+}
+
+// The globals the request path reads. Each install leaks one small value (a `Sampler`, an
+// `SdkTracer` handle) so readers get a `'static` reference with a single atomic load; installs
+// happen once per process in practice, a few times in tests.
+static SAMPLER: AtomicPtr<Sampler> = AtomicPtr::new(std::ptr::null_mut());
+static TRACER: AtomicPtr<SdkTracer> = AtomicPtr::new(std::ptr::null_mut());
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The sampler installed by [`install`] (`ParentBasedAlwaysOn` before any install).
+///
+/// ```
+/// # use observe_core::trace::{self, Sampler};
+/// assert_eq!(trace::sampler(), Sampler::ParentBasedAlwaysOn);
+/// ```
+#[inline]
+pub fn sampler() -> Sampler {
+    let p = SAMPLER.load(Ordering::Acquire);
+    if p.is_null() {
+        Sampler::default()
+    } else {
+        // SAFETY: non-null values are leaked `Box<Sampler>`s, never freed.
+        unsafe { *p }
+    }
+}
+
+/// The SDK tracer spans are created on, or `None` when tracing is not installed (or was
+/// installed with neither an exporter nor an in-process collector).
+///
+/// ```
+/// assert!(observe_core::trace::tracer().is_none());
+/// ```
+#[inline]
+pub fn tracer() -> Option<&'static SdkTracer> {
+    let p = TRACER.load(Ordering::Acquire);
+    // SAFETY: non-null values are leaked `Box<SdkTracer>`s, never freed.
+    unsafe { p.as_ref() }
+}
+
+fn publish_sampler(s: Sampler) {
+    SAMPLER.store(Box::into_raw(Box::new(s)), Ordering::Release);
+}
+
+/// Keeps the tracer provider alive; [`TraceGuard::shutdown`] flushes it.
+///
+/// Dropping it shuts down with a 5 s timeout.
+#[must_use = "dropping the guard shuts tracing down"]
+pub struct TraceGuard {
+    provider: Option<SdkTracerProvider>,
+    processor: Option<Arc<BatchProcessor>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for TraceGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceGuard")
+            .field("provider", &self.provider.is_some())
+            .finish()
+    }
+}
+
+/// What a shutdown achieved.
+///
+/// ```
+/// # use observe_core::{config::Config, trace};
+/// let report = trace::install(&Config::default()).unwrap().shutdown(std::time::Duration::from_secs(1));
+/// assert_eq!(report.spans_dropped, 0);
+/// assert!(!report.timed_out);
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Spans the exporter accepted over the provider's lifetime.
+    pub spans_exported: u64,
+    /// Spans still queued or in flight when the timeout passed (also counted in
+    /// [`crate::counters::SPANS_DROPPED`]).
+    pub spans_dropped: u64,
+    /// Whether the timeout passed before everything was delivered.
+    pub timed_out: bool,
+}
+
+impl TraceGuard {
+    /// The SDK provider, when one was built (e.g. to create tracers with another scope).
+    pub fn provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// Flushes every finished span within `timeout`, then stops export. Returns on time even
+    /// when the collector hangs; what could not be delivered is reported and counted.
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        if self.done {
+            return ShutdownReport::default();
+        }
+        self.done = true;
+        // Readers stop creating spans on this provider first.
+        TRACER.store(std::ptr::null_mut(), Ordering::Release);
+        collector::set_global(None);
+        let mut report = ShutdownReport::default();
+        if let Some(p) = &self.processor {
+            let r = p.shutdown_report(timeout);
+            report.spans_dropped = r.dropped;
+            report.timed_out = r.timed_out;
+            report.spans_exported = p.delivered();
+        }
+        if let Some(provider) = self.provider.take() {
+            // Our processor is already shut down; this only releases the SDK's side.
+            let _ = provider.shutdown_with_timeout(Duration::from_millis(100));
+        }
+        INSTALLED.store(false, Ordering::Release);
+        report
+    }
+}
+
+impl Drop for TraceGuard {
+    fn drop(&mut self) {
+        self.shutdown_inner(Duration::from_secs(5));
+    }
+}
+
+/// Hands the provider a processor while the guard keeps a handle to it for reporting.
+#[derive(Debug)]
+struct SharedProcessor(Arc<BatchProcessor>);
+
+impl opentelemetry_sdk::trace::SpanProcessor for SharedProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx)
+    }
+    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+        self.0.on_end(span)
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+}
+
+/// Builds the tracer provider described by `config` and publishes [`sampler`] and [`tracer`].
+///
+/// Errors: [`InitError::AlreadyInitialized`] while a previous install's guard is alive,
+/// [`InitError::Config`] for invalid settings, [`InitError::Exporter`] when the exporter
+/// cannot be built. An unreachable collector is not an error: spans are dropped and counted.
+///
+/// ```no_run
+/// # use observe_core::{config::Config, trace};
+/// let guard = trace::install(&Config::default().otlp_endpoint("http://127.0.0.1:4317"))?;
+/// assert!(trace::tracer().is_some());
+/// # Ok::<(), observe_core::init::InitError>(())
+/// ```
+pub fn install(config: &Config) -> Result<TraceGuard, InitError> {
+    config.validate().map_err(InitError::Config)?;
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return Err(InitError::AlreadyInitialized);
+    }
+    match build(config) {
+        Ok(guard) => Ok(guard),
+        Err(e) => {
+            INSTALLED.store(false, Ordering::Release);
+            Err(e)
+        }
+    }
+}
+
+fn build(config: &Config) -> Result<TraceGuard, InitError> {
+    let sampler = if config.sdk_disabled {
+        Sampler::AlwaysOff
+    } else {
+        config.sampler
+    };
+    publish_sampler(sampler);
+    let otlp = config.traces_otlp();
+    let store = match config.span_collector {
+        Some(cap) if !config.sdk_disabled => Some(Arc::new(SpanStore::new(cap))),
+        _ => None,
+    };
+    if otlp.is_none() && store.is_none() {
+        return Ok(TraceGuard {
+            provider: None,
+            processor: None,
+            done: false,
+        });
+    }
+    let resource = resource(config);
+    let processor = match otlp {
+        Some(otlp) => {
+            let timeout = otlp.timeout;
+            BatchProcessor::spawn(
+                config.batch.clone(),
+                resource.clone(),
+                store.clone(),
+                move || build_exporter(&otlp),
+            )
+            .map_err(|e| InitError::Exporter(format!("{e} (timeout {timeout:?})")))?
+        }
+        None => BatchProcessor::store_only(store.clone().expect("checked above")),
+    };
+    let processor = Arc::new(processor);
+    let provider = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler.to_sdk())
+        .with_span_processor(SharedProcessor(Arc::clone(&processor)))
+        .build();
+    let tracer = provider.tracer("observe");
+    TRACER.store(Box::into_raw(Box::new(tracer)), Ordering::Release);
+    collector::set_global(store);
+    Ok(TraceGuard {
+        provider: Some(provider),
+        processor: Some(processor),
+        done: false,
+    })
+}
+
+fn build_exporter(otlp: &ResolvedOtlp) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+    // One attempt per batch: the batch processor's queue is the buffer, and retrying inside an
+    // export only holds the export thread while the queue overflows (a retry storm when the
+    // collector is down).
+    let retry = opentelemetry_otlp::RetryPolicy::disabled();
+    let compression = match otlp.compression {
+        OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+        OtlpCompression::None => None,
+    };
+    let result = match otlp.protocol {
+        OtlpProtocol::Grpc => {
+            let mut headers = http::HeaderMap::new();
+            for (k, v) in &otlp.headers.0 {
+                let name = http::HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|_| format!("invalid OTLP header name {k:?}"))?;
+                let value = http::HeaderValue::from_str(v)
+                    .map_err(|_| format!("invalid value for OTLP header {k:?}"))?;
+                headers.append(name, value);
+            }
+            let metadata =
+                opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(otlp.endpoint.clone())
+                .with_timeout(otlp.timeout)
+                .with_metadata(metadata)
+                .with_retry_policy(retry);
+            if let Some(c) = compression {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(otlp.endpoint.clone())
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(otlp.timeout)
+                .with_headers(otlp.headers.0.iter().cloned().collect())
+                .with_retry_policy(retry);
+            if let Some(c) = compression {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
+    };
+    result.map_err(|e| format!("cannot build the OTLP exporter for {}: {e}", otlp.endpoint))
+}
+
+/// The resource every span carries: service identity, host and process, SDK, and the
+/// configured attributes.
+pub(crate) fn resource(config: &Config) -> Resource {
+    let mut attrs = vec![
+        KeyValue::new("service.name", config.effective_service_name().to_string()),
+        KeyValue::new("service.instance.id", instance_id()),
+        KeyValue::new("process.pid", i64::from(std::process::id())),
+    ];
+    if let Some(v) = &config.service_version {
+        attrs.push(KeyValue::new("service.version", v.clone()));
+    }
+    if let Some(v) = &config.deployment_environment {
+        attrs.push(KeyValue::new("deployment.environment.name", v.clone()));
+    }
+    if let Some(h) = host_name() {
+        attrs.push(KeyValue::new("host.name", h));
+    }
+    for (k, v) in &config.resource_attributes {
+        attrs.push(KeyValue::new(k.clone(), v.clone()));
+    }
+    // builder_empty: the default builder would read OTEL_* from the process environment
+    // behind the back of Config's injectable lookup.
+    Resource::builder_empty()
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
+        .with_attributes(attrs)
+        .build()
+}
+
+/// A random UUID (version 4 layout) for `service.instance.id`.
+fn instance_id() -> String {
+    let mut b: [u8; 16] = TraceId::random().0;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = TraceId(b).to_string();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let s = std::str::from_utf8(&buf[..end]).ok()?;
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn sampled_or_outside_request(_meta: &tracing::Metadata<'_>) -> bool {
+    RequestContext::current().is_none_or(|cx| cx.is_sampled())
+}
+
+/// The type of [`otel_layer`].
+pub type OtelLayer<S> = Filtered<
+    tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>,
+    FilterFn<fn(&tracing::Metadata<'_>) -> bool>,
+    S,
+>;
+
+/// The `tracing-opentelemetry` layer on the installed tracer, behind a per-layer filter that
+/// turns it off inside unsampled requests: users' spans there neither export nor start a new
+/// trace. `None` when no tracer is installed.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// let layer = observe_core::trace::otel_layer(); // None: nothing installed here
+/// let _subscriber = tracing_subscriber::registry().with(layer);
+/// ```
+pub fn otel_layer<S>() -> Option<OtelLayer<S>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
+    let tracer = tracer()?.clone();
+    let filter: fn(&tracing::Metadata<'_>) -> bool = sampled_or_outside_request;
+    Some(
+        tracing_opentelemetry::OpenTelemetryLayer::new(tracer)
+            .with_filter(tracing_subscriber::filter::filter_fn(filter)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_agrees_with_sdk() {
+        use opentelemetry::trace::{SpanKind, TraceId as OtelTraceId};
+        use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
+        for ratio in [0.0, 0.001, 0.1, 0.25, 0.5, 0.75, 0.999, 1.0] {
+            let sdk = opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio);
+            let mut sampled = 0;
+            for _ in 0..20_000 {
+                let id = TraceId::random();
+                let ours = Sampler::TraceIdRatio(ratio).should_sample(None, id);
+                let theirs = sdk
+                    .should_sample(
+                        None,
+                        OtelTraceId::from(id),
+                        "s",
+                        &SpanKind::Server,
+                        &[],
+                        &[],
+                    )
+                    .decision
+                    == SamplingDecision::RecordAndSample;
+                assert_eq!(ours, theirs, "ratio {ratio} id {id}");
+                sampled += usize::from(ours);
+            }
+            let observed = sampled as f64 / 20_000.0;
+            assert!((observed - ratio).abs() < 0.02, "ratio {ratio}: {observed}");
+        }
+    }
+
+    #[test]
+    fn parent_based_follows_parent() {
+        let id = TraceId::random();
+        let on = Some(TraceFlags::SAMPLED);
+        let off = Some(TraceFlags::default());
+        for s in [
+            Sampler::ParentBasedAlwaysOn,
+            Sampler::ParentBasedAlwaysOff,
+            Sampler::ParentBasedTraceIdRatio(0.0),
+            Sampler::ParentBasedTraceIdRatio(1.0),
+        ] {
+            assert!(s.should_sample(on, id), "{s:?}");
+            assert!(!s.should_sample(off, id), "{s:?}");
+        }
+        assert!(Sampler::ParentBasedAlwaysOn.should_sample(None, id));
+        assert!(!Sampler::ParentBasedAlwaysOff.should_sample(None, id));
+        assert!(!Sampler::ParentBasedTraceIdRatio(0.0).should_sample(None, id));
+        assert!(Sampler::ParentBasedTraceIdRatio(1.0).should_sample(None, id));
+        // Non-parent-based samplers ignore the parent.
+        assert!(Sampler::AlwaysOn.should_sample(off, id));
+        assert!(!Sampler::AlwaysOff.should_sample(on, id));
+        assert!(Sampler::TraceIdRatio(1.0).should_sample(off, id));
+        assert!(!Sampler::TraceIdRatio(0.0).should_sample(on, id));
+    }
+
+    #[test]
+    fn instance_id_is_uuid_v4_shaped() {
+        let id = instance_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(instance_id(), id);
+    }
+}
