@@ -1,1 +1,288 @@
 //! W3C `traceparent`, `tracestate` and `baggage`: parsed and written without heap allocation.
+//!
+//! - [`TraceParent`] parses and encodes `traceparent` (Trace Context Level 1, and the Level 2
+//!   `random` flag) on stack arrays.
+//! - [`TraceState`] validates and iterates a borrowed `tracestate`; [`TraceStateBuf`] is the
+//!   owned form for adding this service's entry (sampled path only).
+//! - [`Baggage`] validates and iterates a borrowed `baggage` with lazy percent-decoding;
+//!   [`BaggageBuilder`] writes one.
+//! - [`extract`] reads all three from request headers; [`inject`] writes them onward.
+//! - [`W3cPropagator`] and [`W3cBaggagePropagator`] plug the same rules into OpenTelemetry.
+//!
+//! Bad input never fails a request: an invalid `traceparent` means "start a new trace", and an
+//! invalid or oversized `tracestate`/`baggage` is dropped (never forwarded raw) and counted in
+//! [`counters::PROPAGATION_INVALID`](crate::counters::PROPAGATION_INVALID).
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue};
+//! use observe_core::propagation::{extract, inject};
+//!
+//! let mut incoming = HeaderMap::new();
+//! incoming.insert("traceparent", HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+//! incoming.insert("tracestate", HeaderValue::from_static("congo=t61rcWkgMzE"));
+//! let extracted = extract(&incoming);
+//! let parent = extracted.traceparent.expect("valid traceparent");
+//!
+//! let cx = parent.child_context(true);
+//! let mut outgoing = HeaderMap::new();
+//! inject(&cx, extracted.tracestate.as_ref(), extracted.baggage.as_ref(), &mut outgoing);
+//! assert!(outgoing["traceparent"].to_str().unwrap().starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
+//! assert_eq!(outgoing["tracestate"], "congo=t61rcWkgMzE");
+//! ```
+
+mod baggage;
+mod propagator;
+mod traceparent;
+mod tracestate;
+
+pub use baggage::{
+    Baggage, BaggageBuilder, BaggageError, Member as BaggageMember, Members as BaggageMembers,
+    Property as BaggageProperty, MAX_BYTES as BAGGAGE_MAX_BYTES,
+    MAX_MEMBERS as BAGGAGE_MAX_MEMBERS,
+};
+pub use propagator::{W3cBaggagePropagator, W3cPropagator};
+pub use traceparent::{TraceParent, TraceParentError, TraceParentField, TRACEPARENT_LEN};
+pub use tracestate::{
+    Members as TraceStateMembers, TraceState, TraceStateBuf, TraceStateError,
+    LARGE_MEMBER_LEN as TRACESTATE_LARGE_MEMBER_LEN, MAX_MEMBERS as TRACESTATE_MAX_MEMBERS,
+    MAX_PROPAGATED_LEN as TRACESTATE_MAX_LEN,
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::context::RequestContext;
+use crate::counters;
+
+/// The `traceparent` header name.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The `tracestate` header name.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+/// The `baggage` header name.
+pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+
+/// What [`extract`] found in a request's headers. Everything in it is validated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// The caller's trace context; `None` when absent, duplicated or invalid (start a new trace).
+    pub traceparent: Option<TraceParent>,
+    /// The `tracestate` to forward: a refcounted clone of the received header when it was one
+    /// valid line, a rebuilt value when lines were combined or it had to be truncated, `None`
+    /// when absent, empty, invalid, or there was no valid `traceparent`.
+    pub tracestate: Option<HeaderValue>,
+    /// The `baggage` to forward: the received header when it was one valid line within limits,
+    /// otherwise the valid members that fit the limits, combined; `None` when nothing is left.
+    pub baggage: Option<HeaderValue>,
+}
+
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// Parses one received `traceparent` line set: exactly one line, OWS trimmed.
+/// Counts anything present but unusable.
+pub(crate) fn traceparent_from_lines<'a>(
+    mut lines: impl Iterator<Item = &'a [u8]>,
+) -> Option<TraceParent> {
+    let first = lines.next()?;
+    if lines.next().is_some() {
+        // Two traceparents cannot both be the parent: restart the trace.
+        counters::PROPAGATION_INVALID.inc();
+        return None;
+    }
+    match TraceParent::parse(trim_ows(first)) {
+        Ok(tp) => Some(tp),
+        Err(_) => {
+            counters::PROPAGATION_INVALID.inc();
+            None
+        }
+    }
+}
+
+/// The validated, combined, normalized tracestate of several lines, truncated to the spec's
+/// 512 characters. `Err(())` when invalid (already counted), `Ok(None)` when empty.
+pub(crate) fn tracestate_from_lines(lines: &[&[u8]]) -> Result<Option<TraceStateBuf>, ()> {
+    let mut combined = String::new();
+    for line in lines {
+        let Ok(s) = std::str::from_utf8(line) else {
+            counters::PROPAGATION_INVALID.inc();
+            return Err(());
+        };
+        if !combined.is_empty() {
+            combined.push(',');
+        }
+        combined.push_str(s);
+    }
+    match TraceState::parse(&combined) {
+        Ok(ts) if ts.is_empty() => Ok(None),
+        Ok(ts) => {
+            let mut buf = ts.to_owned();
+            if buf.truncate_to(TRACESTATE_MAX_LEN) > 0 {
+                counters::PROPAGATION_INVALID.inc();
+            }
+            Ok((!buf.is_empty()).then_some(buf))
+        }
+        Err(_) => {
+            counters::PROPAGATION_INVALID.inc();
+            Err(())
+        }
+    }
+}
+
+fn extract_tracestate(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut all = headers.get_all(TRACESTATE).iter();
+    let first = all.next()?;
+    if all.next().is_none() {
+        // The common case: one line, valid and short enough, forwarded as the same
+        // refcounted bytes. Nothing is allocated.
+        let Ok(s) = std::str::from_utf8(first.as_bytes()) else {
+            counters::PROPAGATION_INVALID.inc();
+            return None;
+        };
+        match TraceState::parse(s) {
+            Ok(ts) if ts.is_empty() => return None,
+            Ok(ts) if ts.encoded_len() <= TRACESTATE_MAX_LEN => return Some(first.clone()),
+            Ok(_) => {} // too long: truncated below
+            Err(_) => {
+                counters::PROPAGATION_INVALID.inc();
+                return None;
+            }
+        }
+    }
+    let lines: Vec<&[u8]> = headers
+        .get_all(TRACESTATE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    tracestate_from_lines(&lines)
+        .ok()
+        .flatten()
+        .and_then(|buf| buf.to_header_value())
+}
+
+/// The sanitized `baggage` of several lines as text, counting drops.
+pub(crate) fn baggage_from_lines<'a>(lines: &[&'a [u8]]) -> Option<std::borrow::Cow<'a, str>> {
+    let (out, dropped) = baggage::sanitize(lines);
+    if dropped {
+        counters::PROPAGATION_INVALID.inc();
+    }
+    match out {
+        baggage::Sanitized::Empty => None,
+        baggage::Sanitized::Unchanged => std::str::from_utf8(lines[0])
+            .ok()
+            .map(std::borrow::Cow::Borrowed),
+        baggage::Sanitized::Rebuilt(s) => Some(std::borrow::Cow::Owned(s)),
+    }
+}
+
+fn extract_baggage(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut all = headers.get_all(BAGGAGE).iter();
+    let first = all.next()?;
+    if all.next().is_none() {
+        let (out, dropped) = baggage::sanitize(&[first.as_bytes()]);
+        if dropped {
+            counters::PROPAGATION_INVALID.inc();
+        }
+        return match out {
+            baggage::Sanitized::Empty => None,
+            baggage::Sanitized::Unchanged => Some(first.clone()),
+            baggage::Sanitized::Rebuilt(s) => HeaderValue::from_str(&s).ok(),
+        };
+    }
+    let lines: Vec<&[u8]> = headers
+        .get_all(BAGGAGE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    baggage_from_lines(&lines).and_then(|s| HeaderValue::from_str(&s).ok())
+}
+
+/// Reads `traceparent`, `tracestate` and `baggage` from request headers.
+///
+/// Never fails: an absent, duplicated or invalid `traceparent` gives `None` (the caller
+/// starts a new trace) and then `tracestate` is not read, as the spec requires. Multiple
+/// `tracestate`/`baggage` lines are combined as RFC 7230 says. Invalid `tracestate` is
+/// dropped whole; a `tracestate` over 512 characters is truncated by whole entries (longest
+/// first); invalid `baggage` members and members beyond 64 or 8192 bytes are dropped. Every
+/// drop is counted in [`counters::PROPAGATION_INVALID`](crate::counters::PROPAGATION_INVALID).
+/// Work is linear in the header size, and nothing is allocated when each header is one valid line.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use observe_core::propagation::extract;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-b7ad6b7169203331-01"));
+/// headers.append("baggage", HeaderValue::from_static("userId=alice"));
+/// headers.append("baggage", HeaderValue::from_static("serverNode=DF%2028,isProduction=false"));
+/// let ex = extract(&headers);
+/// assert!(ex.traceparent.is_none()); // all-zero trace id: start a new trace
+/// assert_eq!(ex.baggage.unwrap(), "userId=alice,serverNode=DF%2028,isProduction=false");
+/// ```
+pub fn extract(headers: &HeaderMap) -> Extracted {
+    let traceparent = traceparent_from_lines(
+        headers
+            .get_all(TRACEPARENT)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
+    let tracestate = traceparent.and_then(|_| extract_tracestate(headers));
+    let baggage = extract_baggage(headers);
+    Extracted {
+        traceparent,
+        tracestate,
+        baggage,
+    }
+}
+
+/// Writes `cx` as `traceparent` (version `00`), and `tracestate`/`baggage` when given, into
+/// outgoing request headers.
+///
+/// `traceparent` always replaces any existing one; `tracestate` replaces an existing one or,
+/// when `None`, removes it (a stale `tracestate` must not travel with a new parent); `baggage`
+/// replaces an existing one only when given. The values passed in are expected to come from
+/// [`extract`] or the builders, which validate them. Building the `traceparent` header value
+/// copies its 55 bytes into one small buffer: `http` has no inline header storage.
+///
+/// ```
+/// use http::HeaderMap;
+/// use observe_core::context::RequestContext;
+/// use observe_core::propagation::{inject, TraceParent};
+///
+/// let cx = RequestContext::new_root(true);
+/// let mut headers = HeaderMap::new();
+/// inject(&cx, None, None, &mut headers);
+/// let sent = TraceParent::parse(headers["traceparent"].as_bytes()).unwrap();
+/// assert_eq!((sent.trace_id, sent.parent_id), (cx.trace_id, cx.span_id));
+/// assert!(sent.flags.is_sampled() && sent.flags.is_random());
+/// ```
+pub fn inject(
+    cx: &RequestContext,
+    tracestate: Option<&HeaderValue>,
+    baggage: Option<&HeaderValue>,
+    headers: &mut HeaderMap,
+) {
+    let encoded = TraceParent::from_context(cx).encode();
+    if let Ok(value) = HeaderValue::from_bytes(&encoded) {
+        headers.insert(TRACEPARENT, value);
+    }
+    match tracestate {
+        Some(ts) => {
+            headers.insert(TRACESTATE, ts.clone());
+        }
+        None => {
+            headers.remove(TRACESTATE);
+        }
+    }
+    if let Some(b) = baggage {
+        headers.insert(BAGGAGE, b.clone());
+    }
+}
