@@ -259,7 +259,21 @@ pub fn naive_string_labels() -> Row {
 
 // ---- axum-prometheus ----
 
+/// A one-worker runtime for peers' own background tasks (axum-prometheus spawns its upkeep
+/// task at construction), as an application's runtime would run them.
+fn background_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("background runtime")
+    })
+}
+
 pub fn axum_prometheus() -> Row {
+    let _rt = background_runtime().enter();
     let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
     std::mem::forget(handle);
     Row::new("axum_prometheus", "axum-prometheus", 6, app::app().layer(layer))
