@@ -5,7 +5,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use observe_benches::alloc::CountingAlloc;
 use observe_benches::{bench_op, Group};
 use serde_json::Map;
+use observe_core::context::{RequestContext, SpanId, TraceFlags, TraceId};
 use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -43,6 +45,31 @@ fn json_log(c: &mut Criterion) {
         .with_writer(std::io::sink)
         .finish();
     bench_lines(&mut g, "fmt_json", "tracing-subscriber `fmt().json()`", 0, &Dispatch::new(fmt_json));
+
+    let observe_json = tracing_subscriber::registry().with(
+        observe_core::logs::JsonLayer::builder()
+            .service_name("bench")
+            .writer(std::io::sink)
+            .build(),
+    );
+    bench_lines(&mut g, "observe_json", "observe `JsonLayer`", 1, &Dispatch::new(observe_json));
+
+    // Inside a request: the ids come from the request's context (unsampled, as most are).
+    let observe_in_request = tracing_subscriber::registry().with(
+        observe_core::logs::JsonLayer::builder()
+            .service_name("bench")
+            .writer(std::io::sink)
+            .build(),
+    );
+    let cx = RequestContext::new(TraceId::random(), SpanId::random(), TraceFlags::default());
+    let _cx = cx.enter();
+    bench_lines(
+        &mut g,
+        "observe_json_in_request",
+        "observe `JsonLayer`, inside a request context (trace_id, span_id)",
+        2,
+        &Dispatch::new(observe_in_request),
+    );
 
     g.finish();
 }

@@ -6,11 +6,15 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use observe_benches::alloc::CountingAlloc;
 use observe_benches::{bench_op, Group};
+use observe_core::metrics::{
+    Format, HttpMethod, HttpServerLabels, Metrics, MetricsConfig, Route, UrlScheme,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -110,6 +114,41 @@ fn scrape(c: &mut Criterion) {
             200,
             || {
                 std::hint::black_box(handle.render());
+            },
+        );
+
+        // observe's registry: the same series recorded through the request path's API.
+        let metrics = Metrics::new(MetricsConfig {
+            process_metrics: false,
+            ..MetricsConfig::default().with_cardinality_limit(10_000)
+        })
+        .leak();
+        for (route, status) in &pairs {
+            metrics.http_server().record(
+                HttpServerLabels {
+                    method: HttpMethod::Get,
+                    scheme: UrlScheme::Http,
+                    route: Some(Route::intern(route)),
+                    status: *status,
+                    error: None,
+                },
+                Duration::from_millis(42),
+                None,
+            );
+        }
+        let mut out = Vec::new();
+        metrics.encode(Format::PrometheusText, &mut out).expect("encode");
+        let bytes = out.len();
+        bench_op(
+            &mut g,
+            &format!("observe/{n}"),
+            "observe `Metrics::encode` (Prometheus text, no process metrics)",
+            2,
+            extra(bytes, n),
+            200,
+            || {
+                out.clear();
+                metrics.encode(Format::PrometheusText, &mut out).expect("encode");
             },
         );
     }
