@@ -1,1 +1,196 @@
-//! observe-axum
+//! # observe-axum
+//!
+//! observe for axum services: one `init`, one layer, and logs, metrics and traces line up.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//!
+//! # async fn user() -> &'static str { "" }
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let _telemetry = observe_axum::init!()?;
+//!     let app = Router::new()
+//!         .route("/users/{id}", get(user))
+//!         .merge(observe_axum::metrics_router())  // GET /metrics (never measured itself)
+//!         .layer(observe_axum::layer());          // RED metrics + trace context + request span
+//!     let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The route label is axum's [`MatchedPath`] — the template
+//! (`/users/{id}`), including routes of nested routers. Requests that match no route
+//! (fallbacks, 404s) carry no route label at all, never their raw path, so URL floods cannot
+//! create series.
+//!
+//! **Apply the layer last.** `Router::layer` wraps the routes *and the fallback* present at
+//! that point; a router merged afterwards brings its own default fallback, which replaces the
+//! layered one — 404s would then go unmeasured. `/metrics` from [`metrics_router`] is skipped
+//! by the layer wherever it is merged.
+#![warn(missing_docs)]
+
+use axum::extract::{FromRequestParts, MatchedPath, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use observe_core::context::RequestContext;
+use observe_core::http::{RouteExtractor, ServerLayer};
+use observe_core::metrics::{Metrics, Route};
+
+pub use observe_core;
+pub use observe_core::init;
+
+/// The [`RouteExtractor`] for axum: the request's [`MatchedPath`], interned.
+///
+/// Used by [`layer()`]; with `Router::layer` axum has already routed the request when the
+/// layer sees it, so the matched template is in the request's extensions.
+///
+/// ```
+/// use observe_axum::MatchedPathRoute;
+/// use observe_core::http::RouteExtractor;
+/// // No MatchedPath (axum did not match a route): no route value.
+/// assert!(MatchedPathRoute.route(&http::Request::new(())).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatchedPathRoute;
+
+impl RouteExtractor for MatchedPathRoute {
+    #[inline]
+    fn route<B>(&self, request: &http::Request<B>) -> Option<Route> {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|path| Route::intern(path.as_str()))
+    }
+
+    /// Scrapes of [`METRICS_PATH`] are not measured.
+    #[inline]
+    fn skip<B>(&self, request: &http::Request<B>) -> bool {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|path| path.as_str() == METRICS_PATH)
+    }
+}
+
+/// The path [`metrics_router`] serves, which [`layer()`] never measures.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The observe layer for an axum `Router`: RED metrics, trace context and request spans.
+///
+/// Apply it with `Router::layer` (so it sees `MatchedPath`) as the last step, after every
+/// route, nested and merged router: it measures the routes and the fallback present then.
+/// Requests to [`METRICS_PATH`] pass through unmeasured. Configure it further with the
+/// [`ServerLayer`] builder methods.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "user" }))
+///     .layer(observe_axum::layer());
+/// # let _ = app;
+/// ```
+pub fn layer() -> ServerLayer<MatchedPathRoute> {
+    ServerLayer::new().route_extractor(MatchedPathRoute)
+}
+
+/// A router serving `GET /metrics` from the global registry (Prometheus text, or OpenMetrics
+/// with exemplars when the scraper asks for it; gzip when accepted).
+///
+/// Scrapes are never measured by [`layer()`]: merge it before applying the layer.
+///
+/// ```
+/// use axum::Router;
+/// let app: Router = Router::new()
+///     .merge(observe_axum::metrics_router())
+///     .layer(observe_axum::layer());
+/// # let _ = app;
+/// ```
+pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    metrics_router_for(Metrics::global())
+}
+
+/// Like [`metrics_router`], serving `metrics` instead of the global registry.
+///
+/// ```
+/// use axum::Router;
+/// let app: Router = Router::new()
+///     .merge(observe_axum::metrics_router_for(observe_core::metrics::Metrics::global()));
+/// # let _ = app;
+/// ```
+pub fn metrics_router_for<S: Clone + Send + Sync + 'static>(
+    metrics: &'static Metrics,
+) -> Router<S> {
+    Router::new().route(
+        METRICS_PATH,
+        get(move |headers: HeaderMap| async move { metrics.http_response(&headers) }),
+    )
+}
+
+/// The current request's trace id, for error pages and support tickets.
+///
+/// Extracts the id the observe layer chose for this request (the caller's trace id when a
+/// `traceparent` came in), sampled or not. `Option<TraceId>` never fails; `TraceId` fails with
+/// [`MissingTraceContext`] (500) when the observe layer is not installed on this route.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use observe_axum::TraceId;
+///
+/// async fn failing(trace: TraceId) -> (http::StatusCode, String) {
+///     (http::StatusCode::INTERNAL_SERVER_ERROR, format!("something broke; quote {trace}"))
+/// }
+/// let app: Router = Router::new().route("/fail", get(failing)).layer(observe_axum::layer());
+/// # let _ = app;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceId(pub observe_core::context::TraceId);
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// The rejection of [`TraceId`] when no request context is installed (the observe layer is
+/// not on this route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingTraceContext;
+
+impl std::fmt::Display for MissingTraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no trace context: observe_axum::layer() is not installed on this route")
+    }
+}
+
+impl std::error::Error for MissingTraceContext {}
+
+impl IntoResponse for MissingTraceContext {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceId {
+    type Rejection = MissingTraceContext;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        RequestContext::current()
+            .map(|cx| TraceId(cx.trace_id))
+            .ok_or(MissingTraceContext)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for TraceId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(RequestContext::current().map(|cx| TraceId(cx.trace_id)))
+    }
+}

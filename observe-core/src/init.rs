@@ -69,6 +69,7 @@ pub enum ShutdownError {
 #[derive(Debug)]
 pub struct Guard {
     trace: Option<TraceGuard>,
+    logs: Option<trace::otlp_logs::OtlpLogs>,
 }
 
 /// Timeout used when a [`Guard`] is dropped without an explicit shutdown.
@@ -82,10 +83,19 @@ impl Guard {
     }
 
     fn shutdown_inner(&mut self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
+        let started = std::time::Instant::now();
         let report = match self.trace.take() {
             Some(t) => t.shutdown(timeout),
             None => ShutdownReport::default(),
         };
+        // Logs get what is left of the timeout (the whole call keeps its deadline).
+        let logs_dropped = match self.logs.take() {
+            Some(l) => l.shutdown(timeout.saturating_sub(started.elapsed())),
+            None => 0,
+        };
+        let mut report = report;
+        report.log_records_dropped = logs_dropped;
+        report.timed_out |= logs_dropped > 0;
         if report.timed_out {
             Err(ShutdownError::TimedOut(report))
         } else {
@@ -130,13 +140,24 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
                 reason: e.to_string(),
             })
         })?;
+    let logs = match trace::otlp_logs::install(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            INITIALIZED.store(false, Ordering::Release);
+            return Err(e);
+        }
+    };
     tracing_subscriber::registry()
         .with(trace::otel_layer())
+        .with(logs.as_ref().map(|l| l.layer()))
         .with(log_layer(&config))
         .with(filter)
         .try_init()
         .map_err(|e| InitError::Subscriber(e.to_string()))?;
-    Ok(Guard { trace: Some(trace) })
+    Ok(Guard {
+        trace: Some(trace),
+        logs,
+    })
 }
 
 /// [`init`] with the service name and version defaulting to the given package's (what

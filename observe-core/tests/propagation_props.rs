@@ -72,7 +72,7 @@ mod propagation {
             prop_assert_eq!(parsed.len(), buf.len());
             prop_assert_eq!(parsed.encoded_len(), header.len());
             prop_assert!(parsed.iter().eq(buf.iter()));
-            prop_assert_eq!(parsed.to_owned(), buf);
+            prop_assert_eq!(parsed.to_buf(), buf);
         }
 
         #[test]

@@ -252,13 +252,13 @@ mod propagation {
         // Congo receives Rojo's header and puts its updated entry first.
         let mut owned = TraceState::parse("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
             .unwrap()
-            .to_owned();
+            .to_buf();
         owned.insert("congo", "ucfJifl5GOE").unwrap();
         assert_eq!(owned.to_string(), "congo=ucfJifl5GOE,rojo=00f067aa0ba902b7");
         // Re-entry overwrites rather than appends.
         let mut owned = TraceState::parse("congo=congosFirstPosition,rojo=rojosFirstPosition")
             .unwrap()
-            .to_owned();
+            .to_buf();
         owned.insert("congo", "congosSecondPosition").unwrap();
         assert_eq!(
             owned.to_string(),

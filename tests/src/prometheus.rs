@@ -106,7 +106,10 @@ impl Prometheus {
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--enable-feature=exemplar-storage")
             .stdout(log_file.try_clone().expect("log"))
@@ -217,12 +220,15 @@ pub fn http_get(port: u16, path_and_query: &str) -> std::io::Result<(u16, String
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// GET with extra request headers; returns `(status, response headers, raw body bytes)`.
+/// A raw response: status, lowercase header names with their values, body bytes.
+pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// GET with extra request headers.
 pub fn http_get_with(
     port: u16,
     path_and_query: &str,
     headers: &[(&str, &str)],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<RawResponse> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");

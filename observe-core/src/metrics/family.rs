@@ -67,6 +67,9 @@ impl ExemplarSlot {
         {
             return;
         }
+        // Order the data stores after the odd sequence number for readers that see them
+        // (pairs with the reader's acquire fence).
+        fence(Ordering::Release);
         let t = ex.trace_id.0;
         self.trace_hi.store(
             u64::from_be_bytes(t[..8].try_into().unwrap_or_default()),
@@ -203,6 +206,22 @@ impl HistogramSnapshot {
 
     /// An estimate of the `q` quantile (0..=1) by linear interpolation within the bucket, the
     /// way Prometheus' `histogram_quantile` computes it. `None` when empty.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use observe_core::metrics::*;
+    /// let m = Metrics::new(MetricsConfig::default());
+    /// let labels = HttpServerLabels {
+    ///     method: HttpMethod::Get, scheme: UrlScheme::Http, route: None, status: 200, error: None,
+    /// };
+    /// for _ in 0..4 {
+    ///     m.http_server().record(labels, Duration::from_millis(60), None); // (0.05, 0.075]
+    /// }
+    /// let h = &m.http_server().snapshot()[0].histogram;
+    /// assert_eq!(h.cumulative()[3], 0);
+    /// assert_eq!(h.cumulative()[4], 4);
+    /// assert!((h.quantile(0.5).unwrap() - 0.0625).abs() < 1e-9);
+    /// ```
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;

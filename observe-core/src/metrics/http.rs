@@ -34,8 +34,9 @@ use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlSc
 ///
 /// `status` is the response status code; `0` means no response was sent (the request's future
 /// was dropped, e.g. the client went away): the `http_response_status_code` label is then
-/// absent, and the layer sets `error: Some(ErrorType::Cancelled)`. When `error` is `None` and
-/// `status` is 5xx, `error_type` is set to the status code, as semantic conventions ask.
+/// absent, and the layer sets `error: Some(ErrorType::Cancelled)` (with `error: None`, a
+/// missing response is recorded as `error_type="_OTHER"`). When `error` is `None` and `status`
+/// is 5xx, `error_type` is set to the status code, as semantic conventions ask.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct HttpServerLabels {
     /// `http_request_method`.
@@ -52,8 +53,13 @@ pub struct HttpServerLabels {
 
 impl HttpServerLabels {
     fn normalized(mut self) -> Self {
-        if self.error.is_none() && self.status >= 500 {
-            self.error = Some(ErrorType::Status(self.status));
+        if self.error.is_none() {
+            if self.status >= 500 {
+                self.error = Some(ErrorType::Status(self.status));
+            } else if self.status == 0 {
+                // No response and no reason given: still a failure, of unknown kind.
+                self.error = Some(ErrorType::Other);
+            }
         }
         self
     }
@@ -78,8 +84,8 @@ impl WriteLabels for HttpServerLabels {
 /// Labels of one HTTP client request.
 ///
 /// As for the server, `status == 0` means no response was received (connection error,
-/// timeout, cancellation) and the status label is then absent; set `error` to say why. With
-/// `error: None`, a 4xx or 5xx status sets `error_type` to the status code.
+/// timeout, cancellation) and the status label is then absent; set `error` to say why
+/// (`_OTHER` if not). With `error: None`, a 4xx or 5xx status sets `error_type` to the status code.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct HttpClientLabels {
     /// `http_request_method`.
@@ -94,8 +100,12 @@ pub struct HttpClientLabels {
 
 impl HttpClientLabels {
     fn normalized(mut self) -> Self {
-        if self.error.is_none() && self.status >= 400 {
-            self.error = Some(ErrorType::Status(self.status));
+        if self.error.is_none() {
+            if self.status >= 400 {
+                self.error = Some(ErrorType::Status(self.status));
+            } else if self.status == 0 {
+                self.error = Some(ErrorType::Other);
+            }
         }
         self
     }
@@ -150,11 +160,10 @@ impl ActiveByMethod {
     /// `(method, scheme, value)` for every combination that was ever used.
     pub(crate) fn values(&self) -> impl Iterator<Item = (HttpMethod, UrlScheme, i64)> + '_ {
         HttpMethod::ALL.into_iter().flat_map(move |m| {
-            UrlScheme::ALL.into_iter().filter_map(move |s| {
-                self.used[Self::index(m, s)]
-                    .load(Ordering::Relaxed)
-                    .then(|| (m, s, self.slot(m, s).load(Ordering::Relaxed)))
-            })
+            UrlScheme::ALL
+                .into_iter()
+                .filter(move |&s| self.used[Self::index(m, s)].load(Ordering::Relaxed))
+                .map(move |s| (m, s, self.slot(m, s).load(Ordering::Relaxed)))
         })
     }
 }
@@ -196,6 +205,21 @@ impl fmt::Debug for InFlight<'_> {
 }
 
 /// The HTTP server instruments. Get it from [`Metrics::http_server`](super::Metrics::http_server).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use observe_core::metrics::*;
+/// let metrics = Metrics::new(MetricsConfig::default().with_cardinality_limit(1));
+/// let server = metrics.http_server();
+/// let labels = |status| HttpServerLabels {
+///     method: HttpMethod::Get, scheme: UrlScheme::Http, route: None, status, error: None,
+/// };
+/// server.record(labels(200), Duration::from_millis(1), None);
+/// server.record(labels(503), Duration::from_millis(1), None); // past the limit of 1
+/// assert_eq!((server.series_count(), server.overflowed()), (1, 1));
+/// let overflow = server.snapshot().into_iter().find(|s| s.series == Series::Overflow).unwrap();
+/// assert_eq!(overflow.histogram.count, 1);
+/// ```
 pub struct HttpServerMetrics {
     pub(crate) duration: HistogramFamily<HttpServerLabels>,
     pub(crate) active: ActiveByMethod,
@@ -252,6 +276,28 @@ impl fmt::Debug for HttpServerMetrics {
 }
 
 /// The HTTP client instruments. Get it from [`Metrics::http_client`](super::Metrics::http_client).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use observe_core::metrics::*;
+/// let metrics = Metrics::new(MetricsConfig::default());
+/// let client = metrics.http_client();
+/// let _in_flight = client.start(HttpMethod::Get, UrlScheme::Https);
+/// client.record(
+///     HttpClientLabels {
+///         method: HttpMethod::Get,
+///         server_address: Some(ServerAddress::intern("api.example.com")),
+///         status: 0,
+///         error: Some(ErrorType::Timeout),
+///     },
+///     Duration::from_secs(5),
+///     None,
+/// );
+/// match client.snapshot()[0].series {
+///     Series::Labels(l) => assert_eq!(l.error, Some(ErrorType::Timeout)),
+///     Series::Overflow => unreachable!(),
+/// }
+/// ```
 pub struct HttpClientMetrics {
     pub(crate) duration: HistogramFamily<HttpClientLabels>,
     pub(crate) active: ActiveByMethod,
@@ -299,5 +345,86 @@ impl fmt::Debug for HttpClientMetrics {
         f.debug_struct("HttpClientMetrics")
             .field("series", &self.series_count())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Series;
+
+    fn recorded_error(status: u16, error: Option<ErrorType>, client: bool) -> Option<ErrorType> {
+        let elapsed = Duration::from_millis(1);
+        if client {
+            let c = HttpClientMetrics::new(10);
+            c.record(
+                HttpClientLabels {
+                    method: HttpMethod::Get,
+                    server_address: None,
+                    status,
+                    error,
+                },
+                elapsed,
+                None,
+            );
+            match c.snapshot()[0].series {
+                Series::Labels(l) => l.error,
+                Series::Overflow => unreachable!(),
+            }
+        } else {
+            let s = HttpServerMetrics::new(10);
+            s.record(
+                HttpServerLabels {
+                    method: HttpMethod::Get,
+                    scheme: UrlScheme::Http,
+                    route: None,
+                    status,
+                    error,
+                },
+                elapsed,
+                None,
+            );
+            match s.snapshot()[0].series {
+                Series::Labels(l) => l.error,
+                Series::Overflow => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn error_type_follows_semantic_conventions() {
+        assert_eq!(recorded_error(200, None, false), None);
+        assert_eq!(recorded_error(404, None, false), None);
+        assert_eq!(
+            recorded_error(503, None, false),
+            Some(ErrorType::Status(503))
+        );
+        assert_eq!(
+            recorded_error(404, None, true),
+            Some(ErrorType::Status(404))
+        );
+        assert_eq!(recorded_error(0, None, false), Some(ErrorType::Other));
+        assert_eq!(
+            recorded_error(0, Some(ErrorType::Cancelled), false),
+            Some(ErrorType::Cancelled)
+        );
+        assert_eq!(
+            recorded_error(500, Some(ErrorType::Named("io")), false),
+            Some(ErrorType::Named("io"))
+        );
+    }
+
+    #[test]
+    fn in_flight_lowers_exactly_once() {
+        let s = HttpServerMetrics::new(10);
+        let a = s.start(HttpMethod::Put, UrlScheme::Https);
+        let b = s.start(HttpMethod::Put, UrlScheme::Https);
+        assert_eq!(s.active(HttpMethod::Put, UrlScheme::Https), 2);
+        drop(a);
+        assert_eq!(s.active(HttpMethod::Put, UrlScheme::Https), 1);
+        drop(b);
+        assert_eq!(s.active(HttpMethod::Put, UrlScheme::Https), 0);
+        let used: Vec<_> = s.active.values().collect();
+        assert_eq!(used, vec![(HttpMethod::Put, UrlScheme::Https, 0)]);
     }
 }

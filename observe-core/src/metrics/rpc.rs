@@ -123,3 +123,43 @@ impl fmt::Debug for RpcMetrics {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Series;
+
+    fn error_for(server: bool, code: GrpcCode) -> Option<ErrorType> {
+        let m = RpcMetrics::new(10, server);
+        m.record(
+            RpcLabels {
+                method: RpcMethod::OTHER,
+                code,
+                error: None,
+            },
+            Duration::from_millis(1),
+            None,
+        );
+        match m.snapshot()[0].series {
+            Series::Labels(l) => l.error,
+            Series::Overflow => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn grpc_error_type_by_side() {
+        assert_eq!(error_for(true, GrpcCode::Ok), None);
+        assert_eq!(error_for(true, GrpcCode::NotFound), None);
+        assert_eq!(
+            error_for(true, GrpcCode::Internal),
+            Some(ErrorType::Grpc(GrpcCode::Internal))
+        );
+        assert_eq!(
+            error_for(false, GrpcCode::NotFound),
+            Some(ErrorType::Grpc(GrpcCode::NotFound))
+        );
+        assert_eq!(GrpcCode::from_bytes(b"14"), GrpcCode::Unavailable);
+        assert_eq!(GrpcCode::from_bytes(b"x"), GrpcCode::Unknown);
+        assert_eq!(GrpcCode::from_bytes(b"999"), GrpcCode::Unknown);
+    }
+}

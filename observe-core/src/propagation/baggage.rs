@@ -22,6 +22,12 @@ const VALUE_ENCODE: &AsciiSet = &CONTROLS
     .add(b'%');
 
 /// Why a `baggage` value or a builder input was rejected. Borrows the offending text.
+///
+/// ```
+/// use observe_core::propagation::{Baggage, BaggageError};
+/// assert_eq!(Baggage::parse("k=a b"), Err(BaggageError::InvalidValue("a b")));
+/// assert_eq!(Baggage::parse("a=1,,b=2"), Err(BaggageError::EmptyMember));
+/// ```
 #[derive(Copy, Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum BaggageError<'a> {
     /// A list-member without `key=value`.
@@ -216,6 +222,12 @@ impl<'a> IntoIterator for &Baggage<'a> {
 }
 
 /// Iterator over the members of a [`Baggage`]; borrows, never allocates.
+///
+/// ```
+/// # use observe_core::propagation::Baggage;
+/// let b = Baggage::parse("a=1, b=2").unwrap();
+/// assert_eq!(b.iter().map(|m| m.key()).collect::<Vec<_>>(), ["a", "b"]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Members<'a> {
     inner: std::str::Split<'a, char>,
@@ -235,6 +247,13 @@ impl<'a> Iterator for Members<'a> {
 }
 
 /// One baggage list-member: key, value (percent-decoded on demand) and properties.
+///
+/// ```
+/// # use observe_core::propagation::Baggage;
+/// let b = Baggage::parse("userId = alice%21 ;ttl=30").unwrap();
+/// let m = b.get("userId").unwrap();
+/// assert_eq!((m.raw_value(), &*m.value(), m.properties_str()), ("alice%21", "alice!", "ttl=30"));
+/// ```
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct Member<'a> {
     key: &'a str,
@@ -290,6 +309,14 @@ impl<'a> Member<'a> {
 }
 
 /// A property of a baggage member: `key` or `key=value`.
+///
+/// ```
+/// # use observe_core::propagation::Baggage;
+/// let b = Baggage::parse("k=v;flag;ttl=3%30").unwrap();
+/// let props: Vec<_> = b.get("k").unwrap().properties().collect();
+/// assert_eq!((props[0].key(), props[0].value()), ("flag", None));
+/// assert_eq!(props[1].value().as_deref(), Some("30"));
+/// ```
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct Property<'a> {
     key: &'a str,

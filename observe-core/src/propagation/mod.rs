@@ -11,7 +11,7 @@
 //!
 //! Bad input never fails a request: an invalid `traceparent` means "start a new trace", and an
 //! invalid or oversized `tracestate`/`baggage` is dropped (never forwarded raw) and counted in
-//! [`counters::PROPAGATION_INVALID`](crate::counters::PROPAGATION_INVALID).
+//! [`counters::PROPAGATION_INVALID`].
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
@@ -53,7 +53,12 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::context::RequestContext;
 use crate::counters;
 
-/// The `traceparent` header name.
+/// The `traceparent` header name (with [`TRACESTATE`] and [`BAGGAGE`]: lowercase, as the
+/// specs ask senders to use).
+///
+/// ```
+/// assert_eq!(observe_core::propagation::TRACEPARENT.as_str(), "traceparent");
+/// ```
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The `tracestate` header name.
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -61,6 +66,11 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// What [`extract`] found in a request's headers. Everything in it is validated.
+///
+/// ```
+/// use observe_core::propagation::{extract, Extracted};
+/// assert_eq!(extract(&http::HeaderMap::new()), Extracted::default());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extracted {
     /// The caller's trace context; `None` when absent, duplicated or invalid (start a new trace).
@@ -123,7 +133,7 @@ pub(crate) fn tracestate_from_lines(lines: &[&[u8]]) -> Result<Option<TraceState
     match TraceState::parse(&combined) {
         Ok(ts) if ts.is_empty() => Ok(None),
         Ok(ts) => {
-            let mut buf = ts.to_owned();
+            let mut buf = ts.to_buf();
             if buf.truncate_to(TRACESTATE_MAX_LEN) > 0 {
                 counters::PROPAGATION_INVALID.inc();
             }
@@ -211,7 +221,7 @@ fn extract_baggage(headers: &HeaderMap) -> Option<HeaderValue> {
 /// `tracestate`/`baggage` lines are combined as RFC 7230 says. Invalid `tracestate` is
 /// dropped whole; a `tracestate` over 512 characters is truncated by whole entries (longest
 /// first); invalid `baggage` members and members beyond 64 or 8192 bytes are dropped. Every
-/// drop is counted in [`counters::PROPAGATION_INVALID`](crate::counters::PROPAGATION_INVALID).
+/// drop is counted in [`counters::PROPAGATION_INVALID`].
 /// Work is linear in the header size, and nothing is allocated when each header is one valid line.
 ///
 /// ```

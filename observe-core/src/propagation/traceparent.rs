@@ -40,6 +40,13 @@ pub struct TraceParent {
 }
 
 /// Which field of a `traceparent` was malformed.
+///
+/// ```
+/// use observe_core::propagation::{TraceParent, TraceParentError, TraceParentField};
+/// let err = TraceParent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x").unwrap_err();
+/// assert_eq!(err, TraceParentError::NotLowerHex { field: TraceParentField::Flags, at: 53 });
+/// assert_eq!(err.to_string(), "traceparent trace-flags at byte 53 is not lowercase hex");
+/// ```
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum TraceParentField {
     /// The two-hex-digit version.

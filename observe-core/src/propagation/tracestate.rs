@@ -15,7 +15,17 @@ const MAX_TENANT_LEN: usize = 241;
 const MAX_SYSTEM_LEN: usize = 14;
 const MAX_VALUE_LEN: usize = 256;
 
-/// Why a `tracestate` value, key or value was rejected. Borrows the offending text.
+/// Why a `tracestate` value, key or value was rejected. Borrows the offending text, so
+/// rejecting a hostile header allocates nothing.
+///
+/// ```
+/// use observe_core::propagation::{TraceState, TraceStateError};
+/// assert_eq!(TraceState::parse("FOO=1"), Err(TraceStateError::InvalidKey("FOO")));
+/// assert_eq!(
+///     TraceState::parse("foo=1,foo=2").unwrap_err().to_string(),
+///     "tracestate key \"foo\" appears more than once"
+/// );
+/// ```
 #[derive(Copy, Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum TraceStateError<'a> {
     /// More than [`MAX_MEMBERS`] list-members.
@@ -186,12 +196,11 @@ impl<'a> TraceState<'a> {
     ///
     /// ```
     /// # use observe_core::propagation::TraceState;
-    /// let mut owned = TraceState::parse("congo=t61rcWkgMzE").unwrap().to_owned();
+    /// let mut owned = TraceState::parse("congo=t61rcWkgMzE").unwrap().to_buf();
     /// owned.insert("rojo", "00f067aa0ba902b7").unwrap();
     /// assert_eq!(owned.to_string(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
     /// ```
-    #[allow(clippy::should_implement_trait)]
-    pub fn to_owned(&self) -> TraceStateBuf {
+    pub fn to_buf(&self) -> TraceStateBuf {
         TraceStateBuf {
             members: self
                 .iter()
@@ -210,6 +219,12 @@ impl<'a> IntoIterator for &TraceState<'a> {
 }
 
 /// Iterator over the `(key, value)` members of a [`TraceState`]; borrows, never allocates.
+///
+/// ```
+/// # use observe_core::propagation::TraceState;
+/// let ts = TraceState::parse(" a=1 ,, b=2 ").unwrap();
+/// assert_eq!(ts.iter().map(|(k, _)| k).collect::<String>(), "ab");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Members<'a> {
     inner: std::str::Split<'a, char>,
@@ -370,7 +385,7 @@ impl fmt::Display for TraceStateBuf {
 
 impl From<TraceState<'_>> for TraceStateBuf {
     fn from(ts: TraceState<'_>) -> Self {
-        ts.to_owned()
+        ts.to_buf()
     }
 }
 

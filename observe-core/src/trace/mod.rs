@@ -18,6 +18,7 @@
 //! ```
 
 pub mod collector;
+pub mod otlp_logs;
 mod processor;
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -213,6 +214,9 @@ pub struct ShutdownReport {
     pub spans_dropped: u64,
     /// Whether the timeout passed before everything was delivered.
     pub timed_out: bool,
+    /// Log records still queued when the timeout passed (OTLP logs only; filled in by
+    /// [`crate::init::Guard::shutdown`]).
+    pub log_records_dropped: u64,
 }
 
 impl TraceGuard {
@@ -363,16 +367,7 @@ fn build_exporter(otlp: &ResolvedOtlp) -> Result<opentelemetry_otlp::SpanExporte
     };
     let result = match otlp.protocol {
         OtlpProtocol::Grpc => {
-            let mut headers = http::HeaderMap::new();
-            for (k, v) in &otlp.headers.0 {
-                let name = http::HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|_| format!("invalid OTLP header name {k:?}"))?;
-                let value = http::HeaderValue::from_str(v)
-                    .map_err(|_| format!("invalid value for OTLP header {k:?}"))?;
-                headers.append(name, value);
-            }
-            let metadata =
-                opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+            let metadata = metadata(otlp)?;
             let mut b = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(otlp.endpoint.clone())
@@ -399,6 +394,21 @@ fn build_exporter(otlp: &ResolvedOtlp) -> Result<opentelemetry_otlp::SpanExporte
         }
     };
     result.map_err(|e| format!("cannot build the OTLP exporter for {}: {e}", otlp.endpoint))
+}
+
+/// OTLP headers as gRPC metadata. Errors name the header, never its value (a credential).
+fn metadata(
+    otlp: &ResolvedOtlp,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, String> {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &otlp.headers.0 {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("invalid OTLP header name {k:?}"))?;
+        let value = http::HeaderValue::from_str(v)
+            .map_err(|_| format!("invalid value for OTLP header {k:?}"))?;
+        headers.append(name, value);
+    }
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers))
 }
 
 /// The resource every span carries: service identity, host and process, SDK, and the

@@ -1,4 +1,5 @@
-//! A bounded batch span processor that counts exactly what it drops.
+//! A bounded batch processor (spans, and log records for OTLP logs) that counts exactly what
+//! it drops.
 //!
 //! The SDK's `BatchSpanProcessor` only logs its drop count (once, and again at shutdown), so
 //! observe runs its own: a bounded queue filled by `on_end` (a full queue drops the span and
@@ -18,21 +19,22 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 
 use super::collector::SpanStore;
 use crate::config::BatchConfig;
-use crate::counters::{EXPORT_ERRORS, SPANS_DROPPED};
+use crate::counters::{Counter, EXPORT_ERRORS, SPANS_DROPPED};
 
 /// How often an export failure may be logged: the first one, then at most once per interval
 /// with the number of failures in between, so a collector outage never floods the logs.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
-struct State {
-    queue: VecDeque<SpanData>,
+struct State<T> {
+    queue: VecDeque<T>,
     in_flight: usize,
     shutdown: bool,
     deadline: Option<Instant>,
@@ -42,18 +44,35 @@ struct State {
     flush_done: u64,
 }
 
-struct Shared {
-    state: Mutex<State>,
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            shutdown: false,
+            deadline: None,
+            abandoned: false,
+            exited: false,
+            flush_requested: 0,
+            flush_done: 0,
+        }
+    }
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
     /// Wakes the worker.
     work: Condvar,
     /// Wakes callers waiting for a flush or the worker's exit.
     done: Condvar,
     delivered: AtomicU64,
     batch: BatchConfig,
+    /// Where drops are counted: `SPANS_DROPPED` or `LOG_RECORDS_DROPPED`.
+    dropped: &'static Counter,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A poisoned lock only means a panic elsewhere; the queue is still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -61,13 +80,13 @@ impl Shared {
 
 /// What [`BatchProcessor`] is made of; exported spans go to the exporter, every sampled span
 /// also to the optional store.
-pub(crate) struct BatchProcessor {
-    shared: Option<Arc<Shared>>,
+pub(crate) struct BatchProcessor<T = SpanData> {
+    shared: Option<Arc<Shared<T>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     store: Option<Arc<SpanStore>>,
 }
 
-impl std::fmt::Debug for BatchProcessor {
+impl<T> std::fmt::Debug for BatchProcessor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchProcessor")
             .field("exporting", &self.shared.is_some())
@@ -83,7 +102,10 @@ pub(crate) struct ProcessorShutdown {
     pub timed_out: bool,
 }
 
-impl BatchProcessor {
+/// A log record queued for export with its scope.
+pub(crate) type LogItem = (SdkLogRecord, InstrumentationScope);
+
+impl BatchProcessor<SpanData> {
     /// A processor that only feeds the in-process store.
     pub(crate) fn store_only(store: Arc<SpanStore>) -> Self {
         BatchProcessor {
@@ -105,59 +127,164 @@ impl BatchProcessor {
         E: SpanExporter + 'static,
         F: FnOnce() -> Result<E, String> + Send + 'static,
     {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            work: Condvar::new(),
-            done: Condvar::new(),
-            delivered: AtomicU64::new(0),
+        spawn_worker(
             batch,
-        });
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
-        let worker_shared = Arc::clone(&shared);
-        let handle = std::thread::Builder::new()
-            .name("observe-span-export".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("cannot start the export runtime: {e}")));
-                        return;
-                    }
-                };
-                let exporter = {
-                    let _entered = rt.enter();
-                    build()
-                };
-                let mut exporter = match exporter {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
+            &SPANS_DROPPED,
+            store,
+            "observe-span-export",
+            move || {
+                let mut exporter = build()?;
                 exporter.set_resource(&resource);
-                let _ = tx.send(Ok(()));
-                run_worker(&worker_shared, &rt, &exporter);
-                let _ = exporter.shutdown_with_timeout(Duration::from_millis(100));
-            })
-            .map_err(|e| format!("cannot spawn the span export thread: {e}"))?;
-        match rx.recv() {
-            Ok(Ok(())) => Ok(BatchProcessor {
-                shared: Some(shared),
-                worker: Mutex::new(Some(handle)),
-                store,
-            }),
-            Ok(Err(e)) => {
-                let _ = handle.join();
-                Err(e)
-            }
-            Err(_) => Err("the span export thread exited during start-up".into()),
+                Ok(Box::new(SpanSink(exporter)) as Box<dyn Sink<SpanData>>)
+            },
+        )
+    }
+}
+
+impl BatchProcessor<LogItem> {
+    /// The same worker for OTLP log records (drops counted in `LOG_RECORDS_DROPPED`).
+    pub(crate) fn spawn_logs<E, F>(
+        batch: BatchConfig,
+        resource: Resource,
+        build: F,
+    ) -> Result<Self, String>
+    where
+        E: LogExporter + 'static,
+        F: FnOnce() -> Result<E, String> + Send + 'static,
+    {
+        spawn_worker(
+            batch,
+            &crate::counters::LOG_RECORDS_DROPPED,
+            None,
+            "observe-log-export",
+            move || {
+                let mut exporter = build()?;
+                exporter.set_resource(&resource);
+                Ok(Box::new(LogSink(exporter)) as Box<dyn Sink<LogItem>>)
+            },
+        )
+    }
+}
+
+/// One exporter, driven by the worker on its runtime.
+trait Sink<T> {
+    fn export(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        batch: Vec<T>,
+        timeout: Duration,
+    ) -> OTelSdkResult;
+    fn shutdown(&self);
+}
+
+struct SpanSink<E>(E);
+
+impl<E: SpanExporter> Sink<SpanData> for SpanSink<E> {
+    fn export(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        batch: Vec<SpanData>,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        // The timer must be created inside the runtime, hence the async block.
+        match rt.block_on(async { tokio::time::timeout(timeout, self.0.export(batch)).await }) {
+            Ok(r) => r,
+            Err(_) => Err(OTelSdkError::Timeout(timeout)),
         }
     }
+    fn shutdown(&self) {
+        let _ = self.0.shutdown_with_timeout(Duration::from_millis(100));
+    }
+}
 
+struct LogSink<E>(E);
+
+impl<E: LogExporter> Sink<LogItem> for LogSink<E> {
+    fn export(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        batch: Vec<LogItem>,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+            batch.iter().map(|(r, s)| (r, s)).collect();
+        match rt.block_on(async {
+            tokio::time::timeout(timeout, self.0.export(LogBatch::new(&refs))).await
+        }) {
+            Ok(r) => r,
+            Err(_) => Err(OTelSdkError::Timeout(timeout)),
+        }
+    }
+    fn shutdown(&self) {
+        let _ = self.0.shutdown_with_timeout(Duration::from_millis(100));
+    }
+}
+
+fn spawn_worker<T, F>(
+    batch: BatchConfig,
+    dropped: &'static Counter,
+    store: Option<Arc<SpanStore>>,
+    thread_name: &str,
+    build: F,
+) -> Result<BatchProcessor<T>, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<Box<dyn Sink<T>>, String> + Send + 'static,
+{
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        work: Condvar::new(),
+        done: Condvar::new(),
+        delivered: AtomicU64::new(0),
+        batch,
+        dropped,
+    });
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
+    let worker_shared = Arc::clone(&shared);
+    let handle = std::thread::Builder::new()
+        .name(thread_name.into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot start the export runtime: {e}")));
+                    return;
+                }
+            };
+            let sink = {
+                let _entered = rt.enter();
+                build()
+            };
+            let sink = match sink {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(()));
+            run_worker(&worker_shared, &rt, sink.as_ref());
+            sink.shutdown();
+        })
+        .map_err(|e| format!("cannot spawn the export thread: {e}"))?;
+    match rx.recv() {
+        Ok(Ok(())) => Ok(BatchProcessor {
+            shared: Some(shared),
+            worker: Mutex::new(Some(handle)),
+            store,
+        }),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            Err(e)
+        }
+        Err(_) => Err("the export thread exited during start-up".into()),
+    }
+}
+
+impl<T> BatchProcessor<T> {
     /// Spans the exporter accepted so far.
     pub(crate) fn delivered(&self) -> u64 {
         self.shared
@@ -202,7 +329,7 @@ impl BatchProcessor {
         let dropped = (st.queue.len() + st.in_flight) as u64;
         st.queue.clear();
         st.in_flight = 0;
-        SPANS_DROPPED.add(dropped);
+        shared.dropped.add(dropped);
         ProcessorShutdown {
             dropped,
             timed_out: true,
@@ -210,7 +337,7 @@ impl BatchProcessor {
     }
 }
 
-fn run_worker<E: SpanExporter>(shared: &Shared, rt: &tokio::runtime::Runtime, exporter: &E) {
+fn run_worker<T>(shared: &Shared<T>, rt: &tokio::runtime::Runtime, sink: &dyn Sink<T>) {
     let cfg = &shared.batch;
     let mut next_export = Instant::now() + cfg.schedule_delay;
     let mut errors_since_log: u64 = 0;
@@ -242,7 +369,7 @@ fn run_worker<E: SpanExporter>(shared: &Shared, rt: &tokio::runtime::Runtime, ex
                 .0;
         }
         let n = st.queue.len().min(cfg.max_export_batch_size);
-        let batch: Vec<SpanData> = st.queue.drain(..n).collect();
+        let batch: Vec<T> = st.queue.drain(..n).collect();
         st.in_flight = n;
         let flush_target = st.flush_requested;
         let mut timeout = cfg.export_timeout;
@@ -254,11 +381,7 @@ fn run_worker<E: SpanExporter>(shared: &Shared, rt: &tokio::runtime::Runtime, ex
         let result = if batch.is_empty() {
             Ok(())
         } else {
-            match rt.block_on(async { tokio::time::timeout(timeout, exporter.export(batch)).await })
-            {
-                Ok(r) => r,
-                Err(_) => Err(OTelSdkError::Timeout(timeout)),
-            }
+            sink.export(rt, batch, timeout)
         };
         next_export = Instant::now() + cfg.schedule_delay;
 
@@ -275,16 +398,16 @@ fn run_worker<E: SpanExporter>(shared: &Shared, rt: &tokio::runtime::Runtime, ex
                 shared.delivered.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) => {
-                SPANS_DROPPED.add(n as u64);
+                shared.dropped.add(n as u64);
                 EXPORT_ERRORS.inc();
                 errors_since_log += 1;
                 let now = Instant::now();
                 if last_log.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_INTERVAL) {
                     tracing::warn!(
-                        target: "observe::trace",
+                        target: "observe::export",
                         error = %e,
                         failed_exports = errors_since_log,
-                        "span export failed; spans dropped (logged at most every 10 s)"
+                        "OTLP export failed; the batch was dropped and counted (logged at most every 10 s)"
                     );
                     errors_since_log = 0;
                     last_log = Some(now);
@@ -303,34 +426,21 @@ fn run_worker<E: SpanExporter>(shared: &Shared, rt: &tokio::runtime::Runtime, ex
     }
 }
 
-impl SpanProcessor for BatchProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let Some(shared) = &self.shared else {
-            if let Some(store) = &self.store {
-                store.record(span);
-            }
-            return;
-        };
-        if let Some(store) = &self.store {
-            store.record(span.clone());
-        }
+impl<T> BatchProcessor<T> {
+    /// Queues one item; a full queue or a shut-down processor drops it, counted.
+    fn enqueue(&self, shared: &Shared<T>, item: T) {
         let mut st = shared.lock();
         if st.shutdown || st.queue.len() >= shared.batch.max_queue_size {
-            SPANS_DROPPED.inc();
+            shared.dropped.inc();
             return;
         }
-        st.queue.push_back(span);
+        st.queue.push_back(item);
         if st.queue.len() >= shared.batch.max_export_batch_size {
             shared.work.notify_one();
         }
     }
 
-    fn force_flush(&self) -> OTelSdkResult {
+    fn flush(&self) -> OTelSdkResult {
         let Some(shared) = &self.shared else {
             return Ok(());
         };
@@ -357,12 +467,56 @@ impl SpanProcessor for BatchProcessor {
         Ok(())
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+    fn shutdown_result(&self, timeout: Duration) -> OTelSdkResult {
         let r = self.shutdown_report(timeout);
         if r.timed_out {
             Err(OTelSdkError::Timeout(timeout))
         } else {
             Ok(())
         }
+    }
+}
+
+impl SpanProcessor for BatchProcessor<SpanData> {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let Some(shared) = &self.shared else {
+            if let Some(store) = &self.store {
+                store.record(span);
+            }
+            return;
+        };
+        if let Some(store) = &self.store {
+            store.record(span.clone());
+        }
+        self.enqueue(shared, span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_result(timeout)
+    }
+}
+
+impl LogProcessor for BatchProcessor<LogItem> {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        if let Some(shared) = &self.shared {
+            self.enqueue(shared, (record.clone(), scope.clone()));
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_result(timeout)
     }
 }
