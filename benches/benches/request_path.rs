@@ -11,9 +11,6 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 mod peers;
 
-/// Routes registered besides `/users/{id}` in the route-scaling rows.
-const MANY_ROUTES: usize = 10_000;
-
 fn rows() -> Vec<Row> {
     vec![
         peers::bare(),
@@ -30,7 +27,10 @@ fn rows() -> Vec<Row> {
 }
 
 fn request_path(c: &mut Criterion) {
-    assert!(observe_benches::alloc::is_installed(), "counting allocator not installed");
+    assert!(
+        observe_benches::alloc::is_installed(),
+        "counting allocator not installed"
+    );
     let rows = rows();
 
     let mut g = Group::new(c, "in_process");
@@ -38,6 +38,10 @@ fn request_path(c: &mut Criterion) {
         bench_in_process(&mut g, row);
     }
     g.finish();
+    assert!(
+        peers::exported_spans() > 0,
+        "the sampled rows exported no span"
+    );
 
     let mut g = Group::new(c, "loopback");
     for row in &rows {
@@ -46,7 +50,10 @@ fn request_path(c: &mut Criterion) {
     g.finish();
 
     let mut g = Group::new(c, "threads");
-    for row in rows.iter().filter(|r| matches!(r.id, "bare_axum" | "noop_layer" | "prometheus_client_red")) {
+    for row in rows
+        .iter()
+        .filter(|r| matches!(r.id, "bare_axum" | "noop_layer" | "prometheus_client_red"))
+    {
         for k in [1, 2] {
             bench_threads(&mut g, row, app::PATH, k);
         }
@@ -56,16 +63,21 @@ fn request_path(c: &mut Criterion) {
     let rt = app::current_thread_runtime();
     let mut g = Group::new(c, "routes_10k");
     let many = vec![
-        Row::new("bare_axum", "bare axum, 10,000 routes", 0, app::app_with_routes(MANY_ROUTES)),
+        Row::new(
+            "bare_axum",
+            "bare axum, 10,000 routes",
+            0,
+            app::app_with_routes(app::MANY_ROUTES),
+        ),
         Row::new(
             "prometheus_client_red",
             "hand-made prometheus-client RED, 10,000 routes (all with a series)",
             4,
-            peers::prometheus_client_red_on(app::app_with_routes(MANY_ROUTES)),
+            peers::prometheus_client_red_on(app::app_with_routes(app::MANY_ROUTES)),
         ),
     ];
     for row in &many {
-        app::visit_routes(&rt, &row.router, MANY_ROUTES, row.traceparent);
+        app::visit_routes(&rt, &row.router, app::MANY_ROUTES, row.traceparent);
         bench_in_process(&mut g, row);
     }
     g.finish();

@@ -20,8 +20,9 @@ use std::time::Duration;
 static ALLOC: CountingAlloc = CountingAlloc;
 
 /// The OpenTelemetry semantic-convention buckets for HTTP server duration (seconds).
-const BUCKETS: [f64; 14] =
-    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 const STATUSES: [u16; 5] = [200, 201, 404, 500, 503];
 const SERIES: [usize; 3] = [1, 100, 1_000];
 const NAME: &str = "http_server_request_duration_seconds";
@@ -30,7 +31,11 @@ const NAME: &str = "http_server_request_duration_seconds";
 fn series(n: usize) -> Vec<(String, u16)> {
     let statuses = n.min(STATUSES.len());
     (0..n / statuses)
-        .flat_map(|r| STATUSES[..statuses].iter().map(move |s| (format!("/api/v1/resource{r}/{{id}}"), *s)))
+        .flat_map(|r| {
+            STATUSES[..statuses]
+                .iter()
+                .map(move |s| (format!("/api/v1/resource{r}/{{id}}"), *s))
+        })
         .collect()
 }
 
@@ -50,7 +55,10 @@ fn extra(bytes: usize, n: usize) -> Map<String, Value> {
 }
 
 fn scrape(c: &mut Criterion) {
-    assert!(observe_benches::alloc::is_installed(), "counting allocator not installed");
+    assert!(
+        observe_benches::alloc::is_installed(),
+        "counting allocator not installed"
+    );
     let mut g = Group::new(c, "scrape");
     for n in SERIES {
         let pairs = series(n);
@@ -137,7 +145,9 @@ fn scrape(c: &mut Criterion) {
             );
         }
         let mut out = Vec::new();
-        metrics.encode(Format::PrometheusText, &mut out).expect("encode");
+        metrics
+            .encode(Format::PrometheusText, &mut out)
+            .expect("encode");
         let bytes = out.len();
         bench_op(
             &mut g,
@@ -148,7 +158,9 @@ fn scrape(c: &mut Criterion) {
             200,
             || {
                 out.clear();
-                metrics.encode(Format::PrometheusText, &mut out).expect("encode");
+                metrics
+                    .encode(Format::PrometheusText, &mut out)
+                    .expect("encode");
             },
         );
     }

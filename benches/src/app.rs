@@ -25,8 +25,7 @@ pub const ROUTE: &str = "/users/{id}";
 pub const PATH: &str = "/users/42";
 
 /// A valid W3C `traceparent` whose parent was not sampled (flags `00`).
-pub const TRACEPARENT_UNSAMPLED: &str =
-    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+pub const TRACEPARENT_UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 /// A valid W3C `traceparent` whose parent was sampled (flags `01`).
 pub const TRACEPARENT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -46,6 +45,10 @@ pub async fn user_logged(Path(id): Path<u64>) -> &'static str {
 pub fn app() -> Router {
     Router::new().route(ROUTE, get(user))
 }
+
+/// Extra routes registered in the route-scaling rows: with [`ROUTE`], 10,000 routes in all
+/// (observe interns at most 10,000 route templates per process).
+pub const MANY_ROUTES: usize = 9_999;
 
 /// The app with `n` extra routes registered (`/r{i}/users/{id}`) besides [`ROUTE`].
 pub fn app_with_routes(n: usize) -> Router {
@@ -125,7 +128,11 @@ pub fn run_in_process(rt: &Runtime, router: &Router, path: &'static str, tp: &'s
 pub fn assert_ok(rt: &Runtime, router: &Router, path: &'static str, tp: &'static str, row: &str) {
     let mut svc = router.clone();
     let status = rt.block_on(call(&mut svc, request_to(path, tp)));
-    assert_eq!(status, StatusCode::OK, "row {row}: GET {path} answered {status}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "row {row}: GET {path} answered {status}"
+    );
 }
 
 /// An axum server on `127.0.0.1:0`, on its own thread with a current-thread runtime (and the
@@ -150,7 +157,9 @@ impl LoopbackServer {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                         .await
                         .expect("bind loopback");
-                    addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                    addr_tx
+                        .send(listener.local_addr().expect("addr"))
+                        .expect("send addr");
                     axum::serve(listener, router)
                         .with_graceful_shutdown(async move {
                             let _ = stop_rx.await;
@@ -160,8 +169,14 @@ impl LoopbackServer {
                 });
             })
             .expect("spawn server thread");
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server address");
-        LoopbackServer { addr, stop: Some(stop_tx), thread: Some(thread) }
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        LoopbackServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     /// The bound address.
@@ -242,7 +257,13 @@ pub struct Hammer {
 
 impl Hammer {
     /// Starts `k` workers hammering `path` on `router` (each thread with `dispatch` as default).
-    pub fn start(router: &Router, path: &'static str, tp: &'static str, k: usize, dispatch: Option<Dispatch>) -> Self {
+    pub fn start(
+        router: &Router,
+        path: &'static str,
+        tp: &'static str,
+        k: usize,
+        dispatch: Option<Dispatch>,
+    ) -> Self {
         let (done_tx, done) = mpsc::channel();
         let mut jobs = Vec::new();
         let mut threads = Vec::new();
@@ -268,7 +289,11 @@ impl Hammer {
             );
             jobs.push(job_tx);
         }
-        Hammer { jobs, done, threads }
+        Hammer {
+            jobs,
+            done,
+            threads,
+        }
     }
 
     /// Runs `n` requests in total (split evenly) and returns the wall-clock time they took.

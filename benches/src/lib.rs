@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod app;
 pub mod report;
+pub mod sink;
 
 use std::time::Duration;
 
@@ -55,7 +56,14 @@ pub struct Row {
 impl Row {
     /// A row without a subscriber, receiving an unsampled `traceparent`.
     pub fn new(id: &'static str, label: &'static str, order: u32, router: Router) -> Self {
-        Row { id, label, order, router, traceparent: app::TRACEPARENT_UNSAMPLED, dispatch: None }
+        Row {
+            id,
+            label,
+            order,
+            router,
+            traceparent: app::TRACEPARENT_UNSAMPLED,
+            dispatch: None,
+        }
     }
 
     /// Sets the `traceparent`.
@@ -89,7 +97,13 @@ pub fn bench_in_process(group: &mut Group<'_>, row: &Row) {
         let per = alloc::measure(n, |n| {
             app::run_in_process(&rt, &row.router, app::PATH, row.traceparent, n)
         });
-        report::record(group.name, row.id, row.label, row.order, report::alloc_fields(&per));
+        report::record(
+            group.name,
+            row.id,
+            row.label,
+            row.order,
+            report::alloc_fields(&per),
+        );
         group.inner.bench_function(row.id, |b| {
             b.iter_custom(|iters| {
                 let start = std::time::Instant::now();
@@ -106,13 +120,24 @@ pub fn bench_loopback(group: &mut Group<'_>, row: &Row) {
     let server = app::LoopbackServer::start(row.router.clone(), row.dispatch.clone());
     let mut client = app::LoopbackClient::connect(server.addr());
     let status = client.run(row.traceparent, 1);
-    assert_eq!(status, http::StatusCode::OK, "row {} over loopback answered {status}", row.id);
+    assert_eq!(
+        status,
+        http::StatusCode::OK,
+        "row {} over loopback answered {status}",
+        row.id
+    );
     let n = alloc_ops();
     client.run(row.traceparent, n);
     let per = alloc::measure(n, |n| {
         client.run(row.traceparent, n);
     });
-    report::record(group.name, row.id, row.label, row.order, report::alloc_fields(&per));
+    report::record(
+        group.name,
+        row.id,
+        row.label,
+        row.order,
+        report::alloc_fields(&per),
+    );
     group.inner.bench_function(row.id, |b| {
         b.iter_custom(|iters| {
             let start = std::time::Instant::now();
@@ -137,8 +162,16 @@ pub fn bench_threads(group: &mut Group<'_>, row: &Row, path: &'static str, k: us
     });
     let id = format!("{}/{k}", row.id);
     let label = format!("{}, {k} thread{}", row.label, if k == 1 { "" } else { "s" });
-    report::record(group.name, &id, &label, row.order * 10 + k as u32, report::alloc_fields(&per));
-    group.inner.bench_function(id, |b| b.iter_custom(|iters| hammer.run(iters)));
+    report::record(
+        group.name,
+        &id,
+        &label,
+        row.order * 10 + k as u32,
+        report::alloc_fields(&per),
+    );
+    group
+        .inner
+        .bench_function(id, |b| b.iter_custom(|iters| hammer.run(iters)));
 }
 
 /// A criterion group that remembers its name (for the side-car files).
@@ -152,7 +185,10 @@ pub struct Group<'c> {
 impl<'c> Group<'c> {
     /// Opens group `name` on `c`.
     pub fn new(c: &'c mut Criterion, name: &'static str) -> Self {
-        Group { inner: c.benchmark_group(name), name }
+        Group {
+            inner: c.benchmark_group(name),
+            name,
+        }
     }
 
     /// Closes the group.

@@ -66,7 +66,10 @@ pub fn record(group: &str, id: &str, label: &str, order: u32, fields: Map<String
             serde_json::to_vec_pretty(&Value::Object(obj)).expect("json"),
         )
     }) {
-        eprintln!("observe-benches: cannot write side-car in {}: {e}", dir.display());
+        eprintln!(
+            "observe-benches: cannot write side-car in {}: {e}",
+            dir.display()
+        );
     }
 }
 
@@ -77,7 +80,10 @@ pub fn alloc_fields(per: &crate::alloc::PerOp) -> Map<String, Value> {
     m.insert("allocs".into(), round(per.allocs).into());
     m.insert("alloc_bytes".into(), round(per.bytes).into());
     m.insert("allocs_all_threads".into(), round(per.all_allocs).into());
-    m.insert("alloc_bytes_all_threads".into(), round(per.all_bytes).into());
+    m.insert(
+        "alloc_bytes_all_threads".into(),
+        round(per.all_bytes).into(),
+    );
     m
 }
 

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -26,8 +26,9 @@ use prometheus_client::registry::Registry;
 use tracing::Dispatch;
 
 /// The OpenTelemetry semantic-convention buckets for HTTP server duration (seconds).
-pub const BUCKETS: [f64; 14] =
-    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
@@ -173,8 +174,16 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let method = MethodLabel::of(req.method());
-        let route = req.extensions().get::<MatchedPath>().map_or("", |m| intern(m.as_str()));
-        RedFuture { inner: self.inner.call(req), start: Instant::now(), method, route }
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("", |m| intern(m.as_str()));
+        RedFuture {
+            inner: self.inner.call(req),
+            start: Instant::now(),
+            method,
+            route,
+        }
     }
 }
 
@@ -202,7 +211,11 @@ where
         };
         red()
             .duration
-            .get_or_create(&RedLabels { method: *this.method, route: this.route, status })
+            .get_or_create(&RedLabels {
+                method: *this.method,
+                route: this.route,
+                status,
+            })
             .observe(this.start.elapsed().as_secs_f64());
         Poll::Ready(out)
     }
@@ -224,9 +237,10 @@ pub fn prometheus_client_red() -> Row {
 
 // ---- naive middleware: labels formatted into Strings on every request ----
 
-fn naive_family() -> &'static Family<Vec<(String, String)>, Histogram, fn() -> Histogram> {
-    static F: OnceLock<Family<Vec<(String, String)>, Histogram, fn() -> Histogram>> =
-        OnceLock::new();
+type NaiveFamily = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
+
+fn naive_family() -> &'static NaiveFamily {
+    static F: OnceLock<NaiveFamily> = OnceLock::new();
     F.get_or_init(|| Family::new_with_constructor(histogram as fn() -> Histogram))
 }
 
@@ -243,7 +257,9 @@ async fn naive_middleware(req: Request, next: Next) -> Response {
         ("route".to_string(), route),
         ("status".to_string(), resp.status().as_u16().to_string()),
     ];
-    naive_family().get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    naive_family()
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -276,7 +292,12 @@ pub fn axum_prometheus() -> Row {
     let _rt = background_runtime().enter();
     let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
     std::mem::forget(handle);
-    Row::new("axum_prometheus", "axum-prometheus", 6, app::app().layer(layer))
+    Row::new(
+        "axum_prometheus",
+        "axum-prometheus",
+        6,
+        app::app().layer(layer),
+    )
 }
 
 // ---- autometrics (a function attribute, not a layer: no `Router::layer` floor) ----
@@ -298,7 +319,10 @@ pub fn autometrics() -> Row {
 
 // ---- axum-tracing-opentelemetry ----
 
-/// An exporter that drops every batch: export cost without a network.
+/// Spans that reached [`DiscardExporter`] (proves the sampled rows really export).
+pub static EXPORTED_SPANS: AtomicU64 = AtomicU64::new(0);
+
+/// An exporter that counts and drops every batch: export cost without a network.
 #[derive(Debug)]
 pub struct DiscardExporter;
 
@@ -307,50 +331,54 @@ impl opentelemetry_sdk::trace::SpanExporter for DiscardExporter {
         &self,
         batch: Vec<opentelemetry_sdk::trace::SpanData>,
     ) -> opentelemetry_sdk::error::OTelSdkResult {
+        EXPORTED_SPANS.fetch_add(batch.len() as u64, Ordering::Relaxed);
         black_box(batch);
         Ok(())
     }
+}
+
+/// The SDK tracer provider of this binary: parent-based always-on sampler, the SDK's batch
+/// processor (its own thread), [`DiscardExporter`].
+pub fn discard_provider() -> &'static opentelemetry_sdk::trace::SdkTracerProvider {
+    static P: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+    P.get_or_init(|| {
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(DiscardExporter)
+            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            )))
+            .build()
+    })
+}
+
+/// A tracer on [`discard_provider`], leaked (observe's layer takes `&'static`).
+pub fn discard_tracer() -> &'static opentelemetry_sdk::trace::SdkTracer {
+    use opentelemetry::trace::TracerProvider as _;
+    static T: OnceLock<opentelemetry_sdk::trace::SdkTracer> = OnceLock::new();
+    T.get_or_init(|| discard_provider().tracer("bench"))
+}
+
+/// Flushes the batch processor and returns how many spans were exported so far.
+pub fn exported_spans() -> u64 {
+    let _ = discard_provider().force_flush();
+    EXPORTED_SPANS.load(Ordering::Relaxed)
 }
 
 fn otel_dispatch() -> Dispatch {
     use tracing_subscriber::layer::SubscriberExt;
     static D: OnceLock<Dispatch> = OnceLock::new();
     D.get_or_init(|| {
-        use opentelemetry::trace::TracerProvider as _;
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_batch_exporter(DiscardExporter)
-            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
-                opentelemetry_sdk::trace::Sampler::AlwaysOn,
-            )))
-            .build();
-        let tracer = provider.tracer("bench");
-        std::mem::forget(provider);
         let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(tracer));
+            .with(tracing_opentelemetry::layer().with_tracer(discard_tracer().clone()));
         Dispatch::new(subscriber)
     })
     .clone()
 }
 
-pub fn axum_tracing_otel_unsampled() -> Row {
-    Row::new(
-        "axum_tracing_otel_unsampled",
-        "axum-tracing-opentelemetry, not sampled",
-        8,
-        app::app().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
-    )
-    .dispatch(otel_dispatch())
-}
-
-pub fn axum_tracing_otel_sampled() -> Row {
-    axum_tracing_otel_unsampled_with("axum_tracing_otel_sampled", "axum-tracing-opentelemetry, sampled, discarding exporter", 9)
-        .traceparent(TRACEPARENT_SAMPLED)
-}
-
-fn axum_tracing_otel_unsampled_with(id: &'static str, label: &'static str, order: u32) -> Row {
+fn axum_tracing_otel(id: &'static str, label: &'static str, order: u32) -> Row {
     Row::new(
         id,
         label,
@@ -360,6 +388,19 @@ fn axum_tracing_otel_unsampled_with(id: &'static str, label: &'static str, order
     .dispatch(otel_dispatch())
 }
 
-/// Body type check: the rows serve axum's `Body`.
-#[allow(unused)]
-fn _body(_: Body) {}
+pub fn axum_tracing_otel_unsampled() -> Row {
+    axum_tracing_otel(
+        "axum_tracing_otel_unsampled",
+        "axum-tracing-opentelemetry, not sampled",
+        8,
+    )
+}
+
+pub fn axum_tracing_otel_sampled() -> Row {
+    axum_tracing_otel(
+        "axum_tracing_otel_sampled",
+        "axum-tracing-opentelemetry, sampled, discarding exporter",
+        9,
+    )
+    .traceparent(TRACEPARENT_SAMPLED)
+}

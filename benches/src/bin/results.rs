@@ -95,8 +95,12 @@ fn load(dir: &Path) -> Vec<Bench> {
     walk(dir, &mut found);
     let mut out = Vec::new();
     for new_dir in found {
-        let Some(meta) = read_json(&new_dir.join("benchmark.json")) else { continue };
-        let Some(est) = read_json(&new_dir.join("estimates.json")) else { continue };
+        let Some(meta) = read_json(&new_dir.join("benchmark.json")) else {
+            continue;
+        };
+        let Some(est) = read_json(&new_dir.join("estimates.json")) else {
+            continue;
+        };
         let bench_dir = new_dir.parent().expect("parent");
         let extra = read_json(&bench_dir.join("observe-extra.json"))
             .and_then(|v| v.as_object().cloned())
@@ -113,22 +117,39 @@ fn load(dir: &Path) -> Vec<Bench> {
             let hi = ci.get("upper_bound")?.as_f64()?;
             Some((p, (hi - lo) / 2.0))
         };
-        let Some((ns, ns_ci)) = point("slope").or_else(|| point("mean")) else { continue };
+        let Some((ns, ns_ci)) = point("slope").or_else(|| point("mean")) else {
+            continue;
+        };
         let label = extra
             .get("label")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| function.clone());
         let order = extra.get("order").and_then(Value::as_u64).unwrap_or(1000);
-        out.push(Bench { group, function, param, label, order, ns, ns_ci, extra });
+        out.push(Bench {
+            group,
+            function,
+            param,
+            label,
+            order,
+            ns,
+            ns_ci,
+            extra,
+        });
     }
     out.sort_by(|a, b| {
-        (a.group.as_str(), a.order, a.param.as_deref().map(param_key), a.function.as_str()).cmp(&(
-            b.group.as_str(),
-            b.order,
-            b.param.as_deref().map(param_key),
-            b.function.as_str(),
-        ))
+        (
+            a.group.as_str(),
+            a.order,
+            a.param.as_deref().map(param_key),
+            a.function.as_str(),
+        )
+            .cmp(&(
+                b.group.as_str(),
+                b.order,
+                b.param.as_deref().map(param_key),
+                b.function.as_str(),
+            ))
     });
     out
 }
@@ -138,13 +159,18 @@ fn param_key(p: &str) -> (u64, String) {
 }
 
 fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             if p.file_name().is_some_and(|n| n == "new") && p.join("benchmark.json").is_file() {
                 found.push(p);
-            } else if !p.file_name().is_some_and(|n| n == "report" || n == "base" || n == "change") {
+            } else if !p
+                .file_name()
+                .is_some_and(|n| n == "report" || n == "base" || n == "change")
+            {
                 walk(&p, found);
             }
         }
@@ -177,7 +203,9 @@ const VERSIONED: &[&str] = &[
 /// `name -> versions` from a Cargo.lock (a name can appear in several versions).
 fn lock_versions(lock: &Path) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(lock) else { return map };
+    let Ok(text) = std::fs::read_to_string(lock) else {
+        return map;
+    };
     let mut name: Option<String> = None;
     for line in text.lines() {
         if line == "[[package]]" {
@@ -186,7 +214,9 @@ fn lock_versions(lock: &Path) -> BTreeMap<String, Vec<String>> {
             name = Some(v.trim_matches('"').to_owned());
         } else if let Some(v) = line.strip_prefix("version = ") {
             if let Some(n) = name.take() {
-                map.entry(n).or_default().push(v.trim_matches('"').to_owned());
+                map.entry(n)
+                    .or_default()
+                    .push(v.trim_matches('"').to_owned());
             }
         }
     }
@@ -232,7 +262,11 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -282,8 +316,16 @@ fn render(benches: &[Bench], lock: &Path) -> String {
          generator (see `benches/README.md`).\n"
     );
     let _ = writeln!(md, "- Date: {}", utc_now());
-    let _ = writeln!(md, "- Machine: {nproc} CPUs ({}), {}", cpu_model(), command_line("uname", &["-sr"]));
-    let _ = writeln!(md, "- Toolchain: {rustc}, `[profile.bench]` (release + debug info)");
+    let _ = writeln!(
+        md,
+        "- Machine: {nproc} CPUs ({}), {}",
+        cpu_model(),
+        command_line("uname", &["-sr"])
+    );
+    let _ = writeln!(
+        md,
+        "- Toolchain: {rustc}, `[profile.bench]` (release + debug info)"
+    );
     let versions = lock_versions(lock);
     let listed: Vec<String> = VERSIONED
         .iter()
@@ -326,10 +368,23 @@ fn render(benches: &[Bench], lock: &Path) -> String {
     routes_table(&mut md, &by_group("routes_10k"), &by_group("in_process"));
     json_table(&mut md, &by_group("json_log"));
     scrape_table(&mut md, &by_group("scrape"));
-    let known = ["in_process", "loopback", "threads", "routes_10k", "json_log", "scrape"];
-    let others: Vec<&Bench> = benches.iter().filter(|b| !known.contains(&b.group.as_str())).collect();
+    let known = [
+        "in_process",
+        "loopback",
+        "threads",
+        "routes_10k",
+        "json_log",
+        "scrape",
+    ];
+    let others: Vec<&Bench> = benches
+        .iter()
+        .filter(|b| !known.contains(&b.group.as_str()))
+        .collect();
     if !others.is_empty() {
-        let _ = writeln!(md, "## Other benchmarks\n\n| benchmark | time |\n|---|---:|");
+        let _ = writeln!(
+            md,
+            "## Other benchmarks\n\n| benchmark | time |\n|---|---:|"
+        );
         for b in others {
             let _ = writeln!(md, "| {}/{} | {} |", b.group, b.function, fmt_ns(b.ns));
         }
@@ -369,7 +424,11 @@ fn request_table(
             Some(base) => (
                 fmt_signed_ns(b.ns - base.ns),
                 format!("{:.2}x", b.ns / base.ns),
-                fmt_signed(b.num(allocs_key).zip(base.num(allocs_key)).map(|(a, z)| a - z)),
+                fmt_signed(
+                    b.num(allocs_key)
+                        .zip(base.num(allocs_key))
+                        .map(|(a, z)| a - z),
+                ),
             ),
             None => ("–".into(), "–".into(), "–".into()),
         };
@@ -413,10 +472,16 @@ fn threads_table(md: &mut String, rows: &[&Bench]) {
             .iter()
             .find(|x| x.function == "bare_axum" && x.param == b.param);
         let (over, ratio) = match base {
-            Some(base) => (fmt_signed_ns(b.ns - base.ns), format!("{:.2}x", b.ns / base.ns)),
+            Some(base) => (
+                fmt_signed_ns(b.ns - base.ns),
+                format!("{:.2}x", b.ns / base.ns),
+            ),
             None => ("–".into(), "–".into()),
         };
-        let label = b.label.rsplit_once(", ").map_or(b.label.as_str(), |(l, _)| l);
+        let label = b
+            .label
+            .rsplit_once(", ")
+            .map_or(b.label.as_str(), |(l, _)| l);
         let _ = writeln!(
             md,
             "| {label} | {} | {} ± {} | {over} | {ratio} | {} |",
@@ -478,7 +543,9 @@ fn json_table(md: &mut String, rows: &[&Bench]) {
     );
     let base = rows.iter().find(|b| b.function == "fmt_json");
     for b in rows {
-        let ratio = base.map_or("–".into(), |base| format!("{:.2}x lines/s", base.ns / b.ns));
+        let ratio = base.map_or("–".into(), |base| {
+            format!("{:.2}x lines/s", base.ns / b.ns)
+        });
         let _ = writeln!(
             md,
             "| {} | {} ± {} | {:.0} | {ratio} | {} | {} |",
@@ -511,10 +578,13 @@ fn scrape_table(md: &mut String, rows: &[&Bench]) {
     params.sort_by_key(|p| param_key(p));
     params.dedup();
     for p in params {
-        let base = rows
+        let base = rows.iter().find(|b| {
+            b.function == "prometheus_client_text_encode" && b.param.as_deref() == Some(p)
+        });
+        let mut these: Vec<&&Bench> = rows
             .iter()
-            .find(|b| b.function == "prometheus_client_text_encode" && b.param.as_deref() == Some(p));
-        let mut these: Vec<&&Bench> = rows.iter().filter(|b| b.param.as_deref() == Some(p)).collect();
+            .filter(|b| b.param.as_deref() == Some(p))
+            .collect();
         these.sort_by_key(|b| b.order);
         for b in these {
             let ratio = base.map_or("–".into(), |base| format!("{:.2}x", b.ns / base.ns));
