@@ -55,12 +55,16 @@ pub struct Row {
 
 impl Row {
     /// A row without a subscriber, receiving an unsampled `traceparent`.
+    ///
+    /// The router is finalised with `with_state(())`, as `axum::serve` does (through
+    /// `into_make_service`): handlers become routes once, instead of being cloned and boxed
+    /// again on every request, which a served app never pays.
     pub fn new(id: &'static str, label: &'static str, order: u32, router: Router) -> Self {
         Row {
             id,
             label,
             order,
-            router,
+            router: router.with_state(()),
             traceparent: app::TRACEPARENT_UNSAMPLED,
             dispatch: None,
         }
