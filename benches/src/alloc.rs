@@ -112,3 +112,49 @@ pub fn is_installed() -> bool {
     drop(std::hint::black_box(Box::new(1u64)));
     Snapshot::now().thread_allocs > before.thread_allocs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[global_allocator]
+    static ALLOC: CountingAlloc = CountingAlloc;
+
+    #[test]
+    fn counts_exactly() {
+        assert!(is_installed());
+        let per = measure(10, |n| {
+            for _ in 0..n {
+                let v: Vec<u8> = Vec::with_capacity(100);
+                std::hint::black_box(v);
+            }
+        });
+        assert_eq!(per.allocs, 1.0);
+        assert_eq!(per.bytes, 100.0);
+        assert!(per.all_allocs >= 1.0);
+    }
+
+    #[test]
+    fn realloc_counts_as_one_allocation_of_the_new_size() {
+        let mut v: Vec<u8> = Vec::with_capacity(8);
+        let per = measure(1, |_| {
+            v.reserve_exact(64);
+        });
+        assert_eq!((per.allocs, per.bytes), (1.0, 64.0));
+        std::hint::black_box(v);
+    }
+
+    #[test]
+    fn other_threads_count_only_in_all_threads() {
+        let per = measure(1, |_| {
+            std::thread::scope(|s| {
+                s.spawn(|| std::hint::black_box(Box::new([0u8; 4096])));
+            });
+        });
+        assert!(per.all_bytes >= 4096.0, "{per:?}");
+        assert!(
+            per.bytes < 4096.0,
+            "the spawning thread did not allocate the box: {per:?}"
+        );
+    }
+}

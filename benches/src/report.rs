@@ -32,11 +32,11 @@ pub fn criterion_dir() -> PathBuf {
 }
 
 /// Turns a criterion id into the directory name criterion uses (same rules, simplified:
-/// ids here are ASCII words, digits, `_`, `-`, `.`, and `/` between parts).
+/// ids here are ASCII words, digits, `_`, `-`, `.` and `/`).
 fn dir_name(part: &str) -> String {
     part.chars()
         .map(|c| match c {
-            '?' | '"' | '<' | '>' | ':' | '*' | '|' | '\\' | ' ' => '_',
+            '?' | '"' | '<' | '>' | ':' | '*' | '|' | '\\' | ' ' | '/' => '_',
             c => c,
         })
         .collect()
@@ -50,10 +50,8 @@ pub fn record(group: &str, id: &str, label: &str, order: u32, fields: Map<String
     if !is_bench_run() {
         return;
     }
-    let mut dir = criterion_dir().join(dir_name(group));
-    for part in id.split('/') {
-        dir = dir.join(dir_name(part));
-    }
+    // criterion keeps a "function/parameter" string id in one directory, '/' made '_'.
+    let dir = criterion_dir().join(dir_name(group)).join(dir_name(id));
     let mut obj = Map::new();
     obj.insert("group".into(), group.into());
     obj.insert("id".into(), id.into());

@@ -107,8 +107,14 @@ fn load(dir: &Path) -> Vec<Bench> {
             .unwrap_or_default();
         let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         let group = s(&meta, "group_id").unwrap_or_default();
-        let function = s(&meta, "function_id").unwrap_or_default();
-        let param = s(&meta, "value_str");
+        let mut function = s(&meta, "function_id").unwrap_or_default();
+        let mut param = s(&meta, "value_str");
+        // Ids given as "function/parameter" strings: criterion keeps them whole.
+        if param.is_none() {
+            if let Some((f, p)) = function.rsplit_once('/') {
+                (function, param) = (f.to_owned(), Some(p.to_owned()));
+            }
+        }
         let point = |k: &str| -> Option<(f64, f64)> {
             let e = est.get(k)?;
             let p = e.get("point_estimate")?.as_f64()?;
@@ -202,10 +208,11 @@ const VERSIONED: &[&str] = &[
 
 /// `name -> versions` from a Cargo.lock (a name can appear in several versions).
 fn lock_versions(lock: &Path) -> BTreeMap<String, Vec<String>> {
+    parse_lock(&std::fs::read_to_string(lock).unwrap_or_default())
+}
+
+fn parse_lock(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(lock) else {
-        return map;
-    };
     let mut name: Option<String> = None;
     for line in text.lines() {
         if line == "[[package]]" {
@@ -245,12 +252,16 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// UTC now as `YYYY-MM-DD HH:MM UTC` (days-from-civil, inverted).
+/// UTC now as `YYYY-MM-DD HH:MM UTC`.
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
+    utc(std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .unwrap_or(0))
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (days-from-civil, inverted).
+fn utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
@@ -270,7 +281,11 @@ fn utc_now() -> String {
 }
 
 fn fmt_ns(ns: f64) -> String {
-    if ns >= 100_000.0 {
+    if ns >= 10_000_000.0 {
+        format!("{:.1} ms", ns / 1e6)
+    } else if ns >= 1_000_000.0 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 100_000.0 {
         format!("{:.1} µs", ns / 1000.0)
     } else if ns >= 10_000.0 {
         format!("{:.2} µs", ns / 1000.0)
@@ -341,6 +356,7 @@ fn render(benches: &[Bench], lock: &Path) -> String {
     );
 
     let by_group = |g: &str| -> Vec<&Bench> { benches.iter().filter(|b| b.group == g).collect() };
+    goals(&mut md, benches);
 
     request_table(
         &mut md,
@@ -391,6 +407,94 @@ fn render(benches: &[Bench], lock: &Path) -> String {
         md.push('\n');
     }
     md
+}
+
+fn find<'a>(
+    benches: &'a [Bench],
+    group: &str,
+    function: &str,
+    param: Option<&str>,
+) -> Option<&'a Bench> {
+    benches
+        .iter()
+        .find(|b| b.group == group && b.function == function && b.param.as_deref() == param)
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+/// The goals of issue #7, each checked against this run's numbers.
+fn goals(md: &mut String, benches: &[Bench]) {
+    let ip = |f: &str| find(benches, "in_process", f, None);
+    let over = |f: &str| Some(ip(f)?.ns - ip("bare_axum")?.ns);
+    let allocs = |f: &str| ip(f)?.num("allocs");
+    let _ = writeln!(
+        md,
+        "## Goals\n\nChecked against this run (in-process rows, overhead over bare axum).\n"
+    );
+    let _ = writeln!(md, "| goal | measured | verdict |\n|---|---|---|");
+
+    for row in ["observe_metrics", "observe_full_unsampled"] {
+        let m = allocs(row).zip(allocs("noop_layer"));
+        let _ = writeln!(
+            md,
+            "| `{row}`: allocations equal the do-nothing `Router::layer` floor | {} vs floor {} | {} |",
+            fmt_num(m.map(|x| x.0)),
+            fmt_num(m.map(|x| x.1)),
+            verdict(m.map(|(a, f)| a <= f)),
+        );
+    }
+    let m = over("observe_full_unsampled").zip(over("noop_layer"));
+    let _ = writeln!(
+        md,
+        "| full unsampled overhead at most ~2x the floor's | {} vs floor {} ({}) | {} |",
+        m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
+        m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
+        m.map_or("–".into(), |(a, f)| format!("{:.2}x", a / f)),
+        verdict(m.map(|(a, f)| a <= 2.0 * f)),
+    );
+    let m = over("observe_sampled").zip(over("axum_tracing_otel_sampled"));
+    let _ = writeln!(
+        md,
+        "| sampled at least 3x cheaper than axum-tracing-opentelemetry sampled | {} vs {} ({}) | {} |",
+        m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
+        m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
+        m.map_or("–".into(), |(o, a)| format!("{:.2}x cheaper", a / o)),
+        verdict(m.map(|(o, a)| a >= 3.0 * o)),
+    );
+    let j = find(benches, "json_log", "observe_json_in_request", None)
+        .or_else(|| find(benches, "json_log", "observe_json", None))
+        .zip(find(benches, "json_log", "fmt_json", None));
+    let _ = writeln!(
+        md,
+        "| JSON log line: at least 5x the lines/s of `fmt().json()`, 0 allocations | {} | {} |",
+        j.map_or("–".into(), |(o, f)| format!(
+            "{:.2}x lines/s, {} allocs/line",
+            f.ns / o.ns,
+            fmt_num(o.num("allocs"))
+        )),
+        verdict(j.map(|(o, f)| f.ns >= 5.0 * o.ns && o.num("allocs") == Some(0.0))),
+    );
+    let s = find(benches, "scrape", "observe", Some("1000")).zip(find(
+        benches,
+        "scrape",
+        "prometheus_client_text_encode",
+        Some("1000"),
+    ));
+    let _ = writeln!(
+        md,
+        "| scrape at 1,000 series no slower than prometheus-client `text::encode` | {} vs {} | {} |",
+        s.map_or("–".into(), |x| fmt_ns(x.0.ns)),
+        s.map_or("–".into(), |x| fmt_ns(x.1.ns)),
+        // Within the two intervals counts as "no slower".
+        verdict(s.map(|(o, p)| o.ns - o.ns_ci <= p.ns + p.ns_ci)),
+    );
+    md.push('\n');
 }
 
 fn request_table(
@@ -601,4 +705,69 @@ fn scrape_table(md: &mut String, rows: &[&Bench]) {
         }
     }
     md.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(utc(951_825_600), "2000-02-29 12:00 UTC"); // leap day of a century year
+    }
+
+    #[test]
+    fn lock_lists_every_version_of_a_name() {
+        let lock =
+            "version = 4\n\n[[package]]\nname = \"prometheus-client\"\nversion = \"0.22.3\"\n\n\
+                    [[package]]\nname = \"axum\"\nversion = \"0.8.9\"\nsource = \"x\"\n\n\
+                    [[package]]\nname = \"prometheus-client\"\nversion = \"0.26.0\"\n";
+        let v = parse_lock(lock);
+        assert_eq!(v["prometheus-client"], ["0.22.3", "0.26.0"]);
+        assert_eq!(v["axum"], ["0.8.9"]);
+        assert_eq!(
+            v.len(),
+            2,
+            "the lock file's own `version = 4` is no package"
+        );
+    }
+
+    #[test]
+    fn reads_criterion_output_and_side_car() {
+        let dir = std::env::temp_dir().join(format!("observe-results-test-{}", std::process::id()));
+        let new = dir.join("scrape/observe_1000/new");
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(
+            new.join("benchmark.json"),
+            r#"{"group_id":"scrape","function_id":"observe/1000","value_str":null}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            new.join("estimates.json"),
+            r#"{"mean":{"point_estimate":2000.0,"confidence_interval":{"lower_bound":1900.0,"upper_bound":2100.0}},
+               "slope":{"point_estimate":1500.0,"confidence_interval":{"lower_bound":1400.0,"upper_bound":1600.0}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("scrape/observe_1000/observe-extra.json"),
+            r#"{"label":"observe","order":2,"allocs":3.0,"output_bytes":1234}"#,
+        )
+        .unwrap();
+        let b = load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(b.len(), 1);
+        let b = &b[0];
+        assert_eq!(
+            (b.group.as_str(), b.function.as_str()),
+            ("scrape", "observe")
+        );
+        assert_eq!(b.param.as_deref(), Some("1000"));
+        assert_eq!(b.ns, 1500.0, "the slope is preferred over the mean");
+        assert_eq!(b.ns_ci, 100.0);
+        assert_eq!(b.num("allocs"), Some(3.0));
+        assert_eq!(b.num("output_bytes"), Some(1234.0));
+        assert_eq!(b.label, "observe");
+    }
 }
