@@ -172,20 +172,7 @@ pub enum OtlpCompression {
     Gzip,
 }
 
-/// The JSON or human-readable log output.
-///
-/// ```
-/// # use observe_core::config::LogFormat;
-/// assert_eq!(LogFormat::default(), LogFormat::Json);
-/// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// One JSON object per line (for log agents).
-    #[default]
-    Json,
-    /// Multi-line, coloured, for a developer's terminal.
-    Pretty,
-}
+pub use crate::logs::LogFormat;
 
 /// OTLP headers (e.g. an API key). `Debug` shows the names only: values are credentials.
 ///
@@ -314,20 +301,9 @@ impl Default for BatchConfig {
     }
 }
 
-/// Field names redacted from logs unless the user configures otherwise.
-pub const DEFAULT_REDACT_FIELDS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "x-api-key",
-];
+/// Field names redacted from logs unless the user configures otherwise: the logs module's list,
+/// so there is one source of truth.
+pub const DEFAULT_REDACT_FIELDS: &[&str] = crate::logs::DEFAULT_REDACTED_FIELDS;
 
 impl Default for Config {
     fn default() -> Self {

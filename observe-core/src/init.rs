@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::Layer;
 
-use crate::config::{Config, ConfigError, LogFormat, Propagator};
+use crate::config::{Config, ConfigError, Propagator};
 use crate::trace::{self, ShutdownReport, TraceGuard};
 
 /// Why observe could not be installed.
@@ -43,6 +42,9 @@ pub enum InitError {
     /// The OTLP exporter could not be built (bad endpoint, no thread).
     #[error("cannot start trace export: {0}")]
     Exporter(String),
+    /// The log output could not be started (for example its writer thread).
+    #[error("cannot start log output: {0}")]
+    Logs(String),
     /// Another global `tracing` subscriber was already set by someone else.
     #[error("cannot install the tracing subscriber: {0}")]
     Subscriber(String),
@@ -70,6 +72,8 @@ pub enum ShutdownError {
 pub struct Guard {
     trace: Option<TraceGuard>,
     logs: Option<trace::otlp_logs::OtlpLogs>,
+    // Last: log lines written while spans flush still reach the output.
+    log_output: Option<crate::logs::LogGuard>,
 }
 
 /// Timeout used when a [`Guard`] is dropped without an explicit shutdown.
@@ -96,6 +100,8 @@ impl Guard {
         let mut report = report;
         report.log_records_dropped = logs_dropped;
         report.timed_out |= logs_dropped > 0;
+        // Flushes the non-blocking log queue (bounded by its own timeout).
+        drop(self.log_output.take());
         if report.timed_out {
             Err(ShutdownError::TimedOut(report))
         } else {
@@ -140,6 +146,23 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
                 reason: e.to_string(),
             })
         })?;
+    // Metrics first: the layers record into the global registry from the first request.
+    // A registry already created (by a layer used before init) keeps its configuration.
+    let _ = crate::metrics::Metrics::init_global(crate::metrics::MetricsConfig {
+        cardinality_limit: config.metrics_max_series,
+        resource: trace::resource(&config)
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_str().into_owned()))
+            .collect(),
+        ..Default::default()
+    });
+    let (log_layer, log_output) = match log_layer(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            INITIALIZED.store(false, Ordering::Release);
+            return Err(InitError::Logs(e.to_string()));
+        }
+    };
     let logs = match trace::otlp_logs::install(&config) {
         Ok(l) => l,
         Err(e) => {
@@ -150,13 +173,14 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
     tracing_subscriber::registry()
         .with(trace::otel_layer())
         .with(logs.as_ref().map(|l| l.layer()))
-        .with(log_layer(&config))
+        .with(log_layer)
         .with(filter)
         .try_init()
         .map_err(|e| InitError::Subscriber(e.to_string()))?;
     Ok(Guard {
         trace: Some(trace),
         logs,
+        log_output: Some(log_output),
     })
 }
 
@@ -201,31 +225,32 @@ macro_rules! init {
 }
 
 fn install_propagator(config: &Config) {
+    use crate::propagation::{W3cBaggagePropagator, W3cPropagator};
     use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-    // LEAD: swap in crate::propagation::{W3cPropagator, W3cBaggagePropagator} once merged.
     let propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = config
         .propagators
         .iter()
         .map(|p| -> Box<dyn TextMapPropagator + Send + Sync> {
             match p {
-                Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
-                Propagator::Baggage => Box::new(BaggagePropagator::new()),
+                Propagator::TraceContext => Box::new(W3cPropagator),
+                Propagator::Baggage => Box::new(W3cBaggagePropagator),
             }
         })
         .collect();
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
 }
 
-/// The log output layer.
-// LEAD: wire crate::logs / crate::metrics here (JsonLayer with config.redact_fields, the
-// non-blocking writer, and Metrics configured with config.metrics_max_series).
-fn log_layer<S>(config: &Config) -> Box<dyn Layer<S> + Send + Sync>
+/// The log output layer: observe's JSON (or pretty) layer with the configured redaction,
+/// writing through the bounded non-blocking stdout queue.
+fn log_layer<S>(
+    config: &Config,
+) -> std::io::Result<(crate::logs::BoxedLayer<S>, crate::logs::LogGuard)>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().boxed(),
-    }
+    crate::logs::layer_for(
+        crate::logs::LogOptions::new(config.effective_service_name())
+            .format(config.log_format)
+            .redact_fields(&config.redact_fields),
+    )
 }

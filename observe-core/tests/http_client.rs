@@ -137,3 +137,45 @@ async fn a_sampled_call_gets_a_client_span_whose_id_is_sent_downstream() {
         Some("inventory.internal")
     );
 }
+
+#[tokio::test]
+async fn failed_and_error_status_calls_are_labelled() {
+    let metrics = fresh_metrics();
+    let refused = ClientLayer::new()
+        .metrics(metrics)
+        .layer(service_fn(|_r: Request<()>| async {
+            Err::<Response<()>, _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+        }));
+    assert!(refused.oneshot(outgoing()).await.is_err());
+    let not_found =
+        ClientLayer::new()
+            .metrics(metrics)
+            .layer(service_fn(|_r: Request<()>| async {
+                let mut r = Response::new(());
+                *r.status_mut() = http::StatusCode::NOT_FOUND;
+                Ok::<_, Infallible>(r)
+            }));
+    not_found.oneshot(outgoing()).await.unwrap();
+    let text = metrics_text(metrics);
+    let count = "http_client_request_duration_seconds_count";
+    let host = ("server_address", "inventory.internal");
+    assert_eq!(
+        sample(&text, count, &[host, ("error_type", "_OTHER")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            count,
+            &[
+                host,
+                ("http_response_status_code", "404"),
+                ("error_type", "404")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("key=x"), "never the query string: {text}");
+}

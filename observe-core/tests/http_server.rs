@@ -143,6 +143,15 @@ async fn responses_and_inner_errors_are_recorded_with_route_and_status() {
     );
     assert!(!text.contains("/users/42"), "never the raw path: {text}");
     assert!(!text.contains("s3cret"), "never the query: {text}");
+    // Sampled roots (the default sampler), but no tracer installed: no span was exported, so
+    // no exemplar may point at one.
+    let mut openmetrics = Vec::new();
+    metrics
+        .encode(observe_core::metrics::Format::OpenMetrics, &mut openmetrics)
+        .unwrap();
+    assert!(!String::from_utf8(openmetrics)
+        .unwrap()
+        .contains("trace_id="));
     assert_eq!(
         sample(&text, "http_server_active_requests", &[]),
         Some(0.0),
@@ -202,8 +211,9 @@ fn futures_poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
 #[tokio::test]
 async fn a_sampled_request_exports_a_server_span_with_the_logged_ids() {
     let (tracer, spans) = collecting_tracer();
+    let metrics = fresh_metrics();
     let svc = ServerLayer::new()
-        .metrics(fresh_metrics())
+        .metrics(metrics)
         .tracer(tracer)
         .sampler(Sampler::ParentBasedAlwaysOn)
         .route_extractor(Fixed("/users/{id}"))
@@ -254,6 +264,15 @@ async fn a_sampled_request_exports_a_server_span_with_the_logged_ids() {
     assert!(
         !dump.contains("hunter2") && !dump.contains("s3cret"),
         "{dump}"
+    );
+    let mut openmetrics = Vec::new();
+    metrics
+        .encode(observe_core::metrics::Format::OpenMetrics, &mut openmetrics)
+        .unwrap();
+    let openmetrics = String::from_utf8(openmetrics).unwrap();
+    assert!(
+        openmetrics.contains(&format!("trace_id=\"{PARENT_TRACE}\"")),
+        "an exemplar points at the exported trace: {openmetrics}"
     );
     assert!(matches!(
         span.status,
@@ -373,5 +392,52 @@ async fn user_tracing_spans_in_a_sampled_request_are_children_of_the_server_span
         db.parent_span_id,
         server.span_context.span_id(),
         "a child, not a new trace"
+    );
+}
+
+#[test]
+fn a_handler_panic_is_recorded_as_a_500_with_error_type_panic() {
+    let metrics = fresh_metrics();
+    let mut svc = ServerLayer::new()
+        .metrics(metrics)
+        .route_extractor(Fixed("/boom"))
+        .layer(service_fn(|_r: Request<()>| async {
+            if RequestContext::current().is_some() {
+                panic!("handler bug");
+            }
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+    let fut = Service::call(&mut svc, request(None));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut fut = std::pin::pin!(fut);
+        futures_poll_once(fut.as_mut())
+    }));
+    assert!(
+        outcome.is_err(),
+        "the panic propagates to whoever catches it"
+    );
+    let text = metrics_text(metrics);
+    assert_eq!(
+        sample(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/boom"),
+                ("http_response_status_code", "500"),
+                ("error_type", "panic")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "http_server_active_requests", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        RequestContext::current(),
+        None,
+        "the context is restored while unwinding"
     );
 }

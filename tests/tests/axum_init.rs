@@ -23,11 +23,8 @@ async fn handler() -> &'static str {
     "ok"
 }
 
-// Fails today: `trace::otel_layer` filters with `filter_fn`, whose result tracing caches per
-// callsite after the first evaluation (`Interest::always`), so a span first seen inside a
-// sampled request is later exported (as a new root trace) inside unsampled ones. Passes with
-// `dynamic_filter_fn` there (verified locally). Un-ignore once the trace module has the fix.
-#[ignore = "trace::otel_layer caches its per-request filter per callsite (filter_fn); needs dynamic_filter_fn"]
+// Guards against a per-callsite cached filter: a span first seen inside a sampled request must
+// not be exported (as a new root trace) inside later unsampled ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_spans_follow_the_request_sampling_decision() {
     let _guard = observe_core::init!(Config::default().span_collector(1000)).expect("init");

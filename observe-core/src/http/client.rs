@@ -25,11 +25,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::attributes;
-use super::carry;
 use crate::context::RequestContext;
 use crate::metrics::{
     ErrorType, Exemplar, HttpClientLabels, HttpMethod, Metrics, ServerAddress, UrlScheme,
 };
+use crate::propagation::carried as carry;
 use crate::{propagation, trace};
 
 #[derive(Clone, Default)]

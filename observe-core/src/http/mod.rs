@@ -18,7 +18,6 @@
 //! ```
 
 pub mod attributes;
-mod carry;
 pub mod client;
 pub mod route;
 pub mod server;

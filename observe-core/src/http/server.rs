@@ -34,12 +34,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::attributes;
-use super::carry::{Carried, CarriedGuard};
 use super::route::{NoRoute, RouteExtractor};
 use crate::context::RequestContext;
 use crate::metrics::{
     ErrorType, Exemplar, HttpMethod, HttpServerLabels, InFlight, Metrics, Route, UrlScheme,
 };
+use crate::propagation::carried::{Carried, CarriedGuard};
 use crate::propagation::{self, TraceParent};
 use crate::trace::{self, Sampler};
 
@@ -478,7 +478,8 @@ impl Pending {
         error: Option<ErrorType>,
     ) {
         let elapsed = self.start.elapsed();
-        let exemplar = Exemplar::from_context(cx);
+        // Only a span that is actually exported may be pointed at by an exemplar.
+        let exemplar = otel.and_then(|_| Exemplar::from_context(cx));
         self.metrics.http_server().record(
             HttpServerLabels {
                 method: self.method,

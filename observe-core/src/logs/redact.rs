@@ -21,6 +21,7 @@ pub const DEFAULT_REDACTED_FIELDS: &[&str] = &[
     "access_token",
     "refresh_token",
     "authorization",
+    "proxy-authorization",
     "cookie",
     "set-cookie",
     "api_key",

@@ -31,6 +31,7 @@
 //! ```
 
 mod baggage;
+pub mod carried;
 mod propagator;
 mod traceparent;
 mod tracestate;

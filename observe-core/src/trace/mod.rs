@@ -29,7 +29,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
-use tracing_subscriber::filter::{FilterFn, Filtered};
+use tracing_subscriber::filter::Filtered;
 
 use crate::config::{Config, OtlpCompression, OtlpProtocol, ResolvedOtlp};
 use crate::context::{RequestContext, TraceFlags, TraceId};
@@ -416,7 +416,7 @@ fn metadata(
 pub(crate) fn resource(config: &Config) -> Resource {
     let mut attrs = vec![
         KeyValue::new("service.name", config.effective_service_name().to_string()),
-        KeyValue::new("service.instance.id", instance_id()),
+        KeyValue::new("service.instance.id", instance_id().to_string()),
         KeyValue::new("process.pid", i64::from(std::process::id())),
     ];
     if let Some(v) = &config.service_version {
@@ -441,8 +441,14 @@ pub(crate) fn resource(config: &Config) -> Resource {
         .build()
 }
 
-/// A random UUID (version 4 layout) for `service.instance.id`.
-fn instance_id() -> String {
+/// This process's `service.instance.id`: a random UUID (version 4 layout), made once so that
+/// spans, log records and `target_info` all name the same instance.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(new_instance_id)
+}
+
+fn new_instance_id() -> String {
     let mut b: [u8; 16] = TraceId::random().0;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -469,16 +475,62 @@ fn host_name() -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-fn sampled_or_outside_request(_meta: &tracing::Metadata<'_>) -> bool {
+fn sampled_or_outside_request() -> bool {
     RequestContext::current().is_none_or(|cx| cx.is_sampled())
 }
 
+/// The per-layer filter of [`otel_layer`]: enabled outside requests and inside sampled ones.
+///
+/// The answer depends on the request being polled, not on the callsite, so every callsite is
+/// `Interest::sometimes()`: a cached `always`/`never` would freeze the first request's
+/// decision for every later one.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use observe_core::context::RequestContext;
+/// use observe_core::trace::SampledRequestsOnly;
+/// use tracing_subscriber::layer::{Layer, SubscriberExt};
+///
+/// static SPANS: AtomicUsize = AtomicUsize::new(0);
+/// struct Count;
+/// impl<S: tracing::Subscriber> Layer<S> for Count {
+///     fn on_new_span(&self, _: &tracing::span::Attributes<'_>, _: &tracing::span::Id,
+///                    _: tracing_subscriber::layer::Context<'_, S>) {
+///         SPANS.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+/// let subscriber = tracing_subscriber::registry().with(Count.with_filter(SampledRequestsOnly));
+/// tracing::subscriber::with_default(subscriber, || {
+///     for sampled in [false, true, false] {
+///         let _request = RequestContext::new_root(sampled).enter();
+///         let _span = tracing::info_span!("user work").entered(); // same callsite each time
+///     }
+/// });
+/// assert_eq!(SPANS.load(Ordering::Relaxed), 1, "only the sampled request's span");
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SampledRequestsOnly;
+
+impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for SampledRequestsOnly {
+    fn enabled(
+        &self,
+        _meta: &tracing::Metadata<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        sampled_or_outside_request()
+    }
+
+    fn callsite_enabled(
+        &self,
+        _meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+}
+
 /// The type of [`otel_layer`].
-pub type OtelLayer<S> = Filtered<
-    tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>,
-    FilterFn<fn(&tracing::Metadata<'_>) -> bool>,
-    S,
->;
+pub type OtelLayer<S> =
+    Filtered<tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>, SampledRequestsOnly, S>;
 
 /// The `tracing-opentelemetry` layer on the installed tracer, behind a per-layer filter that
 /// turns it off inside unsampled requests: users' spans there neither export nor start a new
@@ -495,11 +547,7 @@ where
 {
     use tracing_subscriber::Layer as _;
     let tracer = tracer()?.clone();
-    let filter: fn(&tracing::Metadata<'_>) -> bool = sampled_or_outside_request;
-    Some(
-        tracing_opentelemetry::OpenTelemetryLayer::new(tracer)
-            .with_filter(tracing_subscriber::filter::filter_fn(filter)),
-    )
+    Some(tracing_opentelemetry::OpenTelemetryLayer::new(tracer).with_filter(SampledRequestsOnly))
 }
 
 #[cfg(test)]
