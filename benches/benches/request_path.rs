@@ -19,6 +19,7 @@ fn rows() -> Vec<Row> {
         peers::tower_http_trace_fmt_sink(),
         peers::prometheus_client_red(),
         peers::naive_string_labels(),
+        peers::axum_otel_metrics(),
         peers::axum_prometheus(),
         peers::autometrics(),
         peers::axum_tracing_otel_unsampled(),
@@ -41,6 +42,10 @@ fn request_path(c: &mut Criterion) {
     assert!(
         peers::exported_spans() > 0,
         "the sampled rows exported no span"
+    );
+    assert!(
+        peers::autometrics_recorded(),
+        "autometrics recorded no call"
     );
 
     let mut g = Group::new(c, "loopback");

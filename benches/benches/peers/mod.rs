@@ -295,6 +295,51 @@ pub fn axum_prometheus() -> Row {
     Row::new(
         "axum_prometheus",
         "axum-prometheus",
+        7,
+        app::app().layer(layer),
+    )
+}
+
+// ---- axum-otel-metrics (OpenTelemetry 0.32 metrics SDK, periodic push reader) ----
+
+/// A push exporter that drops what it is given; the periodic reader (60 s) never fires
+/// during a bench anyway, so this is the request-path cost of an OTLP metrics setup.
+#[derive(Debug)]
+struct DiscardMetrics;
+
+impl opentelemetry_sdk_032::metrics::exporter::PushMetricExporter for DiscardMetrics {
+    async fn export(
+        &self,
+        metrics: &opentelemetry_sdk_032::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk_032::error::OTelSdkResult {
+        black_box(metrics);
+        Ok(())
+    }
+    fn force_flush(&self) -> opentelemetry_sdk_032::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(
+        &self,
+        _timeout: std::time::Duration,
+    ) -> opentelemetry_sdk_032::error::OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> opentelemetry_sdk_032::metrics::Temporality {
+        opentelemetry_sdk_032::metrics::Temporality::Cumulative
+    }
+}
+
+pub fn axum_otel_metrics() -> Row {
+    let reader = opentelemetry_sdk_032::metrics::PeriodicReader::builder(DiscardMetrics).build();
+    let provider = opentelemetry_sdk_032::metrics::SdkMeterProvider::builder()
+        .with_reader(reader)
+        .build();
+    let layer = axum_otel_metrics::HttpMetricsLayerBuilder::new()
+        .with_provider(provider)
+        .build();
+    Row::new(
+        "axum_otel_metrics",
+        "axum-otel-metrics (OpenTelemetry 0.32 SDK meter)",
         6,
         app::app().layer(layer),
     )
@@ -308,11 +353,28 @@ async fn user_autometrics(Path(id): Path<u64>) -> &'static str {
     "user"
 }
 
+fn autometrics_settings() -> &'static autometrics::settings::AutometricsSettings {
+    static S: OnceLock<&'static autometrics::settings::AutometricsSettings> = OnceLock::new();
+    S.get_or_init(|| autometrics::settings::AutometricsSettings::builder().init())
+}
+
+/// Whether autometrics recorded calls of the handler (its registry, encoded).
+pub fn autometrics_recorded() -> bool {
+    let mut text = String::new();
+    prometheus_client_022::encoding::text::encode(
+        &mut text,
+        autometrics_settings().prometheus_client_registry(),
+    )
+    .expect("encode");
+    text.contains("function=\"user_autometrics\"")
+}
+
 pub fn autometrics() -> Row {
+    autometrics_settings();
     Row::new(
         "autometrics",
         "autometrics `#[autometrics]` on the handler (prometheus-client backend)",
-        7,
+        8,
         Router::new().route(ROUTE, get(user_autometrics)),
     )
 }
@@ -392,7 +454,7 @@ pub fn axum_tracing_otel_unsampled() -> Row {
     axum_tracing_otel(
         "axum_tracing_otel_unsampled",
         "axum-tracing-opentelemetry, not sampled",
-        8,
+        9,
     )
 }
 
@@ -400,7 +462,7 @@ pub fn axum_tracing_otel_sampled() -> Row {
     axum_tracing_otel(
         "axum_tracing_otel_sampled",
         "axum-tracing-opentelemetry, sampled, discarding exporter",
-        9,
+        10,
     )
     .traceparent(TRACEPARENT_SAMPLED)
 }
