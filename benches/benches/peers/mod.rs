@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each bench binary uses a subset
 
+pub mod observe;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::hint::black_box;
