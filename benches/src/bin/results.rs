@@ -191,6 +191,7 @@ const VERSIONED: &[&str] = &[
     "hyper",
     "tokio",
     "tower-http",
+    "axum-otel-metrics",
     "axum-prometheus",
     "metrics",
     "metrics-exporter-prometheus",
