@@ -66,13 +66,18 @@ impl RouteExtractor for MatchedPathRoute {
             .map(|path| Route::intern(path.as_str()))
     }
 
-    /// Scrapes of [`METRICS_PATH`] are not measured.
+    /// Scrapes of [`METRICS_PATH`] and views of the status page are not measured.
     #[inline]
     fn skip<B>(&self, request: &http::Request<B>) -> bool {
         request
             .extensions()
             .get::<MatchedPath>()
-            .is_some_and(|path| path.as_str() == METRICS_PATH)
+            .is_some_and(|path| {
+                let path = path.as_str();
+                path == METRICS_PATH
+                    || observe_core::status::global()
+                        .is_some_and(|page| path == page.path() || path == page.json_path())
+            })
     }
 }
 
@@ -115,6 +120,10 @@ pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// Like [`metrics_router`], serving `metrics` instead of the global registry.
 ///
+/// When `init` enabled the status page (`Config::status_page(true)` or
+/// `OBSERVE_STATUS_PAGE=true`), the router also serves it at `/observe` (HTML) and
+/// `/observe.json`, to loopback peers only unless configured otherwise.
+///
 /// ```
 /// use axum::Router;
 /// let app: Router = Router::new()
@@ -124,10 +133,30 @@ pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 pub fn metrics_router_for<S: Clone + Send + Sync + 'static>(
     metrics: &'static Metrics,
 ) -> Router<S> {
-    Router::new().route(
+    let router = Router::new().route(
         METRICS_PATH,
         get(move |headers: HeaderMap| async move { metrics.http_response(&headers) }),
-    )
+    );
+    match observe_core::status::global() {
+        Some(page) => router
+            .route(page.path(), get(status_page))
+            .route(page.json_path(), get(status_page)),
+        None => router,
+    }
+}
+
+/// Serves the status page `init` installed. The peer address comes from axum's `ConnectInfo`
+/// (serve with `into_make_service_with_connect_info::<SocketAddr>()`); without it the page
+/// cannot tell a loopback peer and answers 403 unless remote access was allowed.
+async fn status_page(request: axum::extract::Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    match observe_core::status::global().and_then(|page| page.handle(&request, peer)) {
+        Some(response) => response.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The current request's trace id, for error pages and support tickets.

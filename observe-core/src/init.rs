@@ -72,9 +72,14 @@ pub enum ShutdownError {
 pub struct Guard {
     trace: Option<TraceGuard>,
     logs: Option<trace::otlp_logs::OtlpLogs>,
+    // Keeps the status page's rate window current; stops with the guard.
+    _status_sampler: Option<crate::status::SamplerHandle>,
     // Last: log lines written while spans flush still reach the output.
     log_output: Option<crate::logs::LogGuard>,
 }
+
+/// How often the status page samples its rate window (when the page is enabled).
+const STATUS_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Timeout used when a [`Guard`] is dropped without an explicit shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,9 +182,20 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
         .with(filter)
         .try_init()
         .map_err(|e| InitError::Subscriber(e.to_string()))?;
+    // With traces off (no store, so trace::install made none) the page still shows RED.
+    if config.status_page && crate::status::global().is_none() {
+        if let Some(page) = crate::status::StatusPage::from_config(&config) {
+            crate::status::set_global(page);
+        }
+    }
+    let status_sampler = match crate::status::global() {
+        Some(page) => page.spawn_sampler(STATUS_SAMPLE_INTERVAL).ok(),
+        None => None,
+    };
     Ok(Guard {
         trace: Some(trace),
         logs,
+        _status_sampler: status_sampler,
         log_output: Some(log_output),
     })
 }

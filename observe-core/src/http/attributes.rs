@@ -7,7 +7,7 @@
 use http::{HeaderName, Request, Version};
 use opentelemetry::KeyValue;
 
-use crate::metrics::{HttpMethod, Route, UrlScheme};
+use crate::metrics::{ErrorType, HttpMethod, Route, UrlScheme};
 
 /// `http.request.method`
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
@@ -227,6 +227,22 @@ pub(crate) fn client_request<B>(request: &Request<B>, method: HttpMethod) -> Vec
     }
     push_user_agent(&mut attrs, request);
     attrs
+}
+
+/// Ends a sampled request's span (server or client) with its outcome: the status code when a
+/// response exists (`status != 0`), and `error.type` plus an error status when it failed.
+pub(crate) fn end_span(cx: &opentelemetry::Context, status: u16, error: Option<ErrorType>) {
+    use opentelemetry::trace::{Status, TraceContextExt};
+    let span = cx.span();
+    if status != 0 {
+        span.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+    }
+    if let Some(error) = error {
+        let error = error.to_string();
+        span.set_attribute(KeyValue::new(ERROR_TYPE, error.clone()));
+        span.set_status(Status::error(error));
+    }
+    span.end();
 }
 
 #[cfg(test)]

@@ -18,8 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
-use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry_sdk::trace::SdkTracer;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -252,19 +251,7 @@ impl ClientPending {
             self.exemplar,
         );
         if let Some(span) = span {
-            let span = span.span();
-            if status != 0 {
-                span.set_attribute(KeyValue::new(
-                    attributes::HTTP_RESPONSE_STATUS_CODE,
-                    i64::from(status),
-                ));
-            }
-            if let Some(error) = error {
-                let error = error.to_string();
-                span.set_attribute(KeyValue::new(attributes::ERROR_TYPE, error.clone()));
-                span.set_status(Status::error(error));
-            }
-            span.end();
+            attributes::end_span(span, status, error);
         }
     }
 }

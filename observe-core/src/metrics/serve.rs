@@ -117,7 +117,7 @@ impl MetricsServer {
             let stream = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) if is_transient(&e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -126,6 +126,7 @@ impl MetricsServer {
                     Err(e) => return Err(e),
                 },
             };
+            let (stream, peer) = stream;
             tokio::spawn(async move {
                 let _permit = permit;
                 let mut builder =
@@ -136,7 +137,7 @@ impl MetricsServer {
                     .header_read_timeout(HEADER_TIMEOUT);
                 let service =
                     hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                        Ok::<_, Infallible>(handle(metrics, format, &req))
+                        Ok::<_, Infallible>(handle(metrics, format, &req, Some(peer)))
                     });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 // Errors here are the scraper's (reset, timeout); nothing to report.
@@ -153,7 +154,17 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-fn handle<B>(metrics: &Metrics, format: Option<Format>, req: &Request<B>) -> Response<Full<Bytes>> {
+fn handle<B>(
+    metrics: &Metrics,
+    format: Option<Format>,
+    req: &Request<B>,
+    peer: Option<std::net::SocketAddr>,
+) -> Response<Full<Bytes>> {
+    // The status page, when `init` enabled it, sits beside /metrics (loopback peers only
+    // unless configured otherwise; the page decides).
+    if let Some(response) = crate::status::global().and_then(|page| page.handle(req, peer)) {
+        return response;
+    }
     if req.uri().path() != "/metrics" {
         return plain(
             StatusCode::NOT_FOUND,

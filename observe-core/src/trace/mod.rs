@@ -280,6 +280,13 @@ impl opentelemetry_sdk::trace::SpanProcessor for SharedProcessor {
     }
 }
 
+/// Spans the in-process store keeps when only the status page asks for one.
+///
+/// ```
+/// assert!(observe_core::trace::DEFAULT_STATUS_SPAN_STORE >= 1024);
+/// ```
+pub const DEFAULT_STATUS_SPAN_STORE: usize = 2048;
+
 /// Builds the tracer provider described by `config` and publishes [`sampler`] and [`tracer`].
 ///
 /// Errors: [`InitError::AlreadyInitialized`] while a previous install's guard is alive,
@@ -314,7 +321,12 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
     };
     publish_sampler(sampler);
     let otlp = config.traces_otlp();
-    let store = match config.span_collector {
+    // The status page shows recent traces from the in-process store, so enabling it implies
+    // a store (of the default size unless one is configured).
+    let store_capacity = config
+        .span_collector
+        .or(config.status_page.then_some(DEFAULT_STATUS_SPAN_STORE));
+    let store = match store_capacity {
         Some(cap) if !config.sdk_disabled => Some(Arc::new(SpanStore::new(cap))),
         _ => None,
     };
@@ -340,14 +352,23 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
         None => BatchProcessor::store_only(store.clone().expect("checked above")),
     };
     let processor = Arc::new(processor);
-    let provider = SdkTracerProvider::builder()
+    let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler.to_sdk())
-        .with_span_processor(SharedProcessor(Arc::clone(&processor)))
-        .build();
+        .with_span_processor(SharedProcessor(Arc::clone(&processor)));
+    // The status page's recent slow/failed rings are fed span by span, so a page view never
+    // scans the store under its lock.
+    let status_page = crate::status::StatusPage::from_config(config);
+    if let Some(page) = &status_page {
+        builder = builder.with_span_processor(page.recent().processor());
+    }
+    let provider = builder.build();
     let tracer = provider.tracer("observe");
     TRACER.store(Box::into_raw(Box::new(tracer)), Ordering::Release);
     collector::set_global(store);
+    if let Some(page) = status_page {
+        crate::status::set_global(page);
+    }
     Ok(TraceGuard {
         provider: Some(provider),
         processor: Some(processor),
@@ -609,10 +630,14 @@ mod tests {
     }
 
     #[test]
-    fn instance_id_is_uuid_v4_shaped() {
-        let id = instance_id();
+    fn instance_id_is_uuid_v4_shaped_and_one_per_process() {
+        let id = new_instance_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
-        assert_ne!(instance_id(), id);
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(new_instance_id(), id);
+        // Spans, log records and target_info must all name the same instance.
+        assert_eq!(instance_id(), instance_id());
+        assert_eq!(instance_id().len(), 36);
     }
 }
