@@ -606,7 +606,7 @@ fn routes_table(md: &mut String, rows: &[&Bench], one_route: &[&Bench]) {
     let _ = writeln!(
         md,
         "## Scaling: 10,000 routes registered\n\nThe same request (`GET /users/42`) with 10,000 \
-         more routes registered, each visited once before measuring so every route has its \
+         routes registered in all, each visited once before measuring so every route has its \
          series. The last column compares each row to its own in-process time with one route: \
          lookup cost must not grow with series count (axum's own routing cost is in the bare row).\n"
     );
@@ -640,7 +640,7 @@ fn json_table(md: &mut String, rows: &[&Bench]) {
     let _ = writeln!(
         md,
         "## JSON log formatting\n\nOne `info!` event with 5 fields inside 2 spans, formatted as a \
-         JSON line and written to a sink (`std::io::sink`).\n"
+         JSON line and written to a sink that only counts bytes.\n"
     );
     let _ = writeln!(
         md,
