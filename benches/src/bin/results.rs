@@ -1,0 +1,774 @@
+//! Writes `benches/RESULTS.md` from criterion's output and the benches' side-car files.
+//!
+//! ```text
+//! cargo bench -p observe-benches            # measure (a few minutes on 2 cores)
+//! cargo run -p observe-benches --bin results # write benches/RESULTS.md
+//! ```
+//!
+//! Options: `--criterion DIR` (default: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`, or
+//! `<workspace>/target/criterion`), `--out FILE` (default `benches/RESULTS.md`), `--stdout`.
+//! Nothing in the output is typed by hand: every number comes from those files, the machine
+//! facts from `/proc/cpuinfo` and `rustc --version`, the versions from `Cargo.lock`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// One measured benchmark.
+#[derive(Clone, Debug)]
+struct Bench {
+    group: String,
+    /// Function id (`observe_metrics`, `prometheus_client_text_encode`).
+    function: String,
+    /// Parameter (`1000`, `2`), if any.
+    param: Option<String>,
+    label: String,
+    order: u64,
+    /// Nanoseconds per iteration: criterion's slope when it has one, else its mean.
+    ns: f64,
+    /// Half-width of the 95 % confidence interval of `ns`.
+    ns_ci: f64,
+    extra: serde_json::Map<String, Value>,
+}
+
+impl Bench {
+    fn num(&self, key: &str) -> Option<f64> {
+        self.extra.get(key).and_then(Value::as_f64)
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut criterion = default_criterion_dir();
+    let mut out = PathBuf::from(MANIFEST_DIR).join("RESULTS.md");
+    let mut to_stdout = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--criterion" => criterion = PathBuf::from(args.next().expect("--criterion DIR")),
+            "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
+            "--stdout" => to_stdout = true,
+            other => {
+                eprintln!("unknown argument {other:?}; see the doc comment of src/bin/results.rs");
+                std::process::exit(2);
+            }
+        }
+    }
+    let benches = load(&criterion);
+    if benches.is_empty() {
+        eprintln!(
+            "no criterion results under {}: run `cargo bench -p observe-benches` first",
+            criterion.display()
+        );
+        std::process::exit(1);
+    }
+    let lock = PathBuf::from(MANIFEST_DIR).join("../Cargo.lock");
+    let md = render(&benches, &lock);
+    if to_stdout {
+        print!("{md}");
+    } else {
+        std::fs::write(&out, md).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+        eprintln!("wrote {} ({} benchmarks)", out.display(), benches.len());
+    }
+}
+
+fn default_criterion_dir() -> PathBuf {
+    if let Some(h) = std::env::var_os("CRITERION_HOME") {
+        return h.into();
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t).join("criterion");
+    }
+    PathBuf::from(MANIFEST_DIR).join("../target/criterion")
+}
+
+fn read_json(p: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+/// Finds every `new/benchmark.json` under `dir`.
+fn load(dir: &Path) -> Vec<Bench> {
+    let mut found = Vec::new();
+    walk(dir, &mut found);
+    let mut out = Vec::new();
+    for new_dir in found {
+        let Some(meta) = read_json(&new_dir.join("benchmark.json")) else {
+            continue;
+        };
+        let Some(est) = read_json(&new_dir.join("estimates.json")) else {
+            continue;
+        };
+        let bench_dir = new_dir.parent().expect("parent");
+        let extra = read_json(&bench_dir.join("observe-extra.json"))
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let group = s(&meta, "group_id").unwrap_or_default();
+        let mut function = s(&meta, "function_id").unwrap_or_default();
+        let mut param = s(&meta, "value_str");
+        // Ids given as "function/parameter" strings: criterion keeps them whole.
+        if param.is_none() {
+            if let Some((f, p)) = function.rsplit_once('/') {
+                (function, param) = (f.to_owned(), Some(p.to_owned()));
+            }
+        }
+        let point = |k: &str| -> Option<(f64, f64)> {
+            let e = est.get(k)?;
+            let p = e.get("point_estimate")?.as_f64()?;
+            let ci = e.get("confidence_interval")?;
+            let lo = ci.get("lower_bound")?.as_f64()?;
+            let hi = ci.get("upper_bound")?.as_f64()?;
+            Some((p, (hi - lo) / 2.0))
+        };
+        let Some((ns, ns_ci)) = point("slope").or_else(|| point("mean")) else {
+            continue;
+        };
+        let label = extra
+            .get("label")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| function.clone());
+        let order = extra.get("order").and_then(Value::as_u64).unwrap_or(1000);
+        out.push(Bench {
+            group,
+            function,
+            param,
+            label,
+            order,
+            ns,
+            ns_ci,
+            extra,
+        });
+    }
+    out.sort_by(|a, b| {
+        (
+            a.group.as_str(),
+            a.order,
+            a.param.as_deref().map(param_key),
+            a.function.as_str(),
+        )
+            .cmp(&(
+                b.group.as_str(),
+                b.order,
+                b.param.as_deref().map(param_key),
+                b.function.as_str(),
+            ))
+    });
+    out
+}
+
+fn param_key(p: &str) -> (u64, String) {
+    (p.parse().unwrap_or(u64::MAX), p.to_owned())
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == "new") && p.join("benchmark.json").is_file() {
+                found.push(p);
+            } else if !p
+                .file_name()
+                .is_some_and(|n| n == "report" || n == "base" || n == "change")
+            {
+                walk(&p, found);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Peers and tools whose versions the table depends on.
+const VERSIONED: &[&str] = &[
+    "axum",
+    "hyper",
+    "tokio",
+    "tower-http",
+    "axum-otel-metrics",
+    "axum-prometheus",
+    "metrics",
+    "metrics-exporter-prometheus",
+    "axum-tracing-opentelemetry",
+    "tracing-opentelemetry-instrumentation-sdk",
+    "autometrics",
+    "prometheus-client",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "tracing-opentelemetry",
+    "tracing",
+    "tracing-subscriber",
+    "criterion",
+];
+
+/// `name -> versions` from a Cargo.lock (a name can appear in several versions).
+fn lock_versions(lock: &Path) -> BTreeMap<String, Vec<String>> {
+    parse_lock(&std::fs::read_to_string(lock).unwrap_or_default())
+}
+
+fn parse_lock(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut name: Option<String> = None;
+    for line in text.lines() {
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(v) = line.strip_prefix("name = ") {
+            name = Some(v.trim_matches('"').to_owned());
+        } else if let Some(v) = line.strip_prefix("version = ") {
+            if let Some(n) = name.take() {
+                map.entry(n)
+                    .or_default()
+                    .push(v.trim_matches('"').to_owned());
+            }
+        }
+    }
+    map
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// UTC now as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    utc(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0))
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (days-from-civil, inverted).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 10_000_000.0 {
+        format!("{:.1} ms", ns / 1e6)
+    } else if ns >= 1_000_000.0 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 100_000.0 {
+        format!("{:.1} µs", ns / 1000.0)
+    } else if ns >= 10_000.0 {
+        format!("{:.2} µs", ns / 1000.0)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn fmt_signed_ns(ns: f64) -> String {
+    let sign = if ns < 0.0 { "−" } else { "+" };
+    format!("{sign}{}", fmt_ns(ns.abs()))
+}
+
+fn fmt_num(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(x) if (x - x.round()).abs() < 0.005 => format!("{}", x.round() as i64),
+        Some(x) => format!("{x:.2}"),
+    }
+}
+
+fn fmt_signed(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(x) if x >= 0.0 => format!("+{}", fmt_num(Some(x))),
+        Some(x) => format!("−{}", fmt_num(Some(-x))),
+    }
+}
+
+fn render(benches: &[Bench], lock: &Path) -> String {
+    let mut md = String::new();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rustc = command_line(
+        &std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()),
+        &["--version"],
+    );
+    let _ = writeln!(md, "# observe benchmark results\n");
+    let _ = writeln!(
+        md,
+        "Generated by `cargo run -p observe-benches --bin results` from criterion's \
+         `target/criterion/**/new/estimates.json` and the benches' `observe-extra.json` side-car \
+         files (allocations, output sizes). Do not edit by hand; rerun the benches and the \
+         generator (see `benches/README.md`).\n"
+    );
+    let _ = writeln!(md, "- Date: {}", utc_now());
+    let _ = writeln!(
+        md,
+        "- Machine: {nproc} CPUs ({}), {}",
+        cpu_model(),
+        command_line("uname", &["-sr"])
+    );
+    let _ = writeln!(
+        md,
+        "- Toolchain: {rustc}, `[profile.bench]` (release + debug info)"
+    );
+    let versions = lock_versions(lock);
+    let listed: Vec<String> = VERSIONED
+        .iter()
+        .filter_map(|n| versions.get(*n).map(|v| format!("{n} {}", v.join(" / "))))
+        .collect();
+    let _ = writeln!(md, "- Versions (Cargo.lock): {}", listed.join(", "));
+    let _ = writeln!(
+        md,
+        "- Time per request is criterion's slope estimate (mean where there is none), \
+         ± half its 95 % confidence interval. Allocations are exact counts from a counting \
+         global allocator over 2,000 requests (10,000 log lines, 200 scrapes), measured outside \
+         criterion's timing.\n"
+    );
+
+    let by_group = |g: &str| -> Vec<&Bench> { benches.iter().filter(|b| b.group == g).collect() };
+    goals(&mut md, benches);
+
+    request_table(
+        &mut md,
+        "Request path, in-process",
+        "`Router` called as a tower `Service` on a current-thread runtime, request built fresh \
+         with a `traceparent` header, body read to the end. Allocations are those of the request's \
+         thread (a batch span processor's own thread is not counted here; see the last column).",
+        &by_group("in_process"),
+        "allocs",
+        "alloc_bytes",
+        true,
+    );
+    request_table(
+        &mut md,
+        "Request path, loopback HTTP/1.1",
+        "hyper client on one keep-alive connection to `axum::serve` on 127.0.0.1 (server on its own \
+         thread), one request at a time. Allocations count client and server together, so only \
+         the difference to bare axum is the row's own.",
+        &by_group("loopback"),
+        "allocs_all_threads",
+        "alloc_bytes_all_threads",
+        false,
+    );
+    threads_table(&mut md, &by_group("threads"));
+    routes_table(&mut md, &by_group("routes_10k"), &by_group("in_process"));
+    json_table(&mut md, &by_group("json_log"));
+    scrape_table(&mut md, &by_group("scrape"));
+    let known = [
+        "in_process",
+        "loopback",
+        "threads",
+        "routes_10k",
+        "json_log",
+        "scrape",
+    ];
+    let others: Vec<&Bench> = benches
+        .iter()
+        .filter(|b| !known.contains(&b.group.as_str()))
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Other benchmarks\n\n| benchmark | time |\n|---|---:|"
+        );
+        for b in others {
+            let _ = writeln!(md, "| {}/{} | {} |", b.group, b.function, fmt_ns(b.ns));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+fn find<'a>(
+    benches: &'a [Bench],
+    group: &str,
+    function: &str,
+    param: Option<&str>,
+) -> Option<&'a Bench> {
+    benches
+        .iter()
+        .find(|b| b.group == group && b.function == function && b.param.as_deref() == param)
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+/// The goals of issue #7, each checked against this run's numbers.
+fn goals(md: &mut String, benches: &[Bench]) {
+    let ip = |f: &str| find(benches, "in_process", f, None);
+    let over = |f: &str| Some(ip(f)?.ns - ip("bare_axum")?.ns);
+    let allocs = |f: &str| ip(f)?.num("allocs");
+    let _ = writeln!(
+        md,
+        "## Goals\n\nChecked against this run (in-process rows, overhead over bare axum).\n"
+    );
+    let _ = writeln!(md, "| goal | measured | verdict |\n|---|---|---|");
+
+    for row in ["observe_metrics", "observe_full_unsampled"] {
+        let m = allocs(row).zip(allocs("noop_layer"));
+        let _ = writeln!(
+            md,
+            "| `{row}`: allocations equal the do-nothing `Router::layer` floor | {} vs floor {} | {} |",
+            fmt_num(m.map(|x| x.0)),
+            fmt_num(m.map(|x| x.1)),
+            verdict(m.map(|(a, f)| a <= f)),
+        );
+    }
+    let m = over("observe_full_unsampled").zip(over("noop_layer"));
+    let _ = writeln!(
+        md,
+        "| full unsampled overhead at most ~2x the floor's | {} vs floor {} ({}) | {} |",
+        m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
+        m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
+        m.map_or("–".into(), |(a, f)| format!("{:.2}x", a / f)),
+        verdict(m.map(|(a, f)| a <= 2.0 * f)),
+    );
+    let m = over("observe_sampled").zip(over("axum_tracing_otel_sampled"));
+    let _ = writeln!(
+        md,
+        "| sampled at least 3x cheaper than axum-tracing-opentelemetry sampled | {} vs {} ({}) | {} |",
+        m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
+        m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
+        m.map_or("–".into(), |(o, a)| format!("{:.2}x cheaper", a / o)),
+        verdict(m.map(|(o, a)| a >= 3.0 * o)),
+    );
+    let j = find(benches, "json_log", "observe_json_in_request", None)
+        .or_else(|| find(benches, "json_log", "observe_json", None))
+        .zip(find(benches, "json_log", "fmt_json", None));
+    let _ = writeln!(
+        md,
+        "| JSON log line: at least 5x the lines/s of `fmt().json()`, 0 allocations | {} | {} |",
+        j.map_or("–".into(), |(o, f)| format!(
+            "{:.2}x lines/s, {} allocs/line",
+            f.ns / o.ns,
+            fmt_num(o.num("allocs"))
+        )),
+        verdict(j.map(|(o, f)| f.ns >= 5.0 * o.ns && o.num("allocs") == Some(0.0))),
+    );
+    let s = find(benches, "scrape", "observe", Some("1000")).zip(find(
+        benches,
+        "scrape",
+        "prometheus_client_text_encode",
+        Some("1000"),
+    ));
+    let _ = writeln!(
+        md,
+        "| scrape at 1,000 series no slower than prometheus-client `text::encode` | {} vs {} | {} |",
+        s.map_or("–".into(), |x| fmt_ns(x.0.ns)),
+        s.map_or("–".into(), |x| fmt_ns(x.1.ns)),
+        // Within the two intervals counts as "no slower".
+        verdict(s.map(|(o, p)| o.ns - o.ns_ci <= p.ns + p.ns_ci)),
+    );
+    md.push('\n');
+}
+
+fn request_table(
+    md: &mut String,
+    title: &str,
+    how: &str,
+    rows: &[&Bench],
+    allocs_key: &str,
+    bytes_key: &str,
+    all_threads_column: bool,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## {title}\n\n{how}\n");
+    let base = rows.iter().find(|b| b.function == "bare_axum");
+    let _ = write!(
+        md,
+        "| row | ns/request | overhead vs bare axum | ratio | allocs/request | overhead allocs | bytes/request |"
+    );
+    if all_threads_column {
+        let _ = write!(md, " allocs/request, all threads |");
+    }
+    let _ = write!(md, "\n|---|---:|---:|---:|---:|---:|---:|");
+    if all_threads_column {
+        let _ = write!(md, "---:|");
+    }
+    md.push('\n');
+    for b in rows {
+        let (over, ratio, over_allocs) = match base {
+            Some(base) => (
+                fmt_signed_ns(b.ns - base.ns),
+                format!("{:.2}x", b.ns / base.ns),
+                fmt_signed(
+                    b.num(allocs_key)
+                        .zip(base.num(allocs_key))
+                        .map(|(a, z)| a - z),
+                ),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        let _ = write!(
+            md,
+            "| {} | {} ± {} | {} | {} | {} | {} | {} |",
+            b.label,
+            fmt_ns(b.ns),
+            fmt_ns(b.ns_ci),
+            over,
+            ratio,
+            fmt_num(b.num(allocs_key)),
+            over_allocs,
+            fmt_num(b.num(bytes_key)),
+        );
+        if all_threads_column {
+            let _ = write!(md, " {} |", fmt_num(b.num("allocs_all_threads")));
+        }
+        md.push('\n');
+    }
+    md.push('\n');
+}
+
+fn threads_table(md: &mut String, rows: &[&Bench]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Scaling: threads hammering the same route\n\n`k` threads, each with its own \
+         current-thread runtime, share one router (and so the same metric series); time is wall \
+         time divided by requests, so on `k` free cores it ideally divides by `k`. Overhead is \
+         against bare axum with the same `k`.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| row | threads | ns/request (wall) | overhead vs bare axum | ratio | allocs/request (all threads) |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for b in rows {
+        let base = rows
+            .iter()
+            .find(|x| x.function == "bare_axum" && x.param == b.param);
+        let (over, ratio) = match base {
+            Some(base) => (
+                fmt_signed_ns(b.ns - base.ns),
+                format!("{:.2}x", b.ns / base.ns),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        let label = b
+            .label
+            .rsplit_once(", ")
+            .map_or(b.label.as_str(), |(l, _)| l);
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} ± {} | {over} | {ratio} | {} |",
+            b.param.as_deref().unwrap_or("?"),
+            fmt_ns(b.ns),
+            fmt_ns(b.ns_ci),
+            fmt_num(b.num("allocs_all_threads")),
+        );
+    }
+    md.push('\n');
+}
+
+fn routes_table(md: &mut String, rows: &[&Bench], one_route: &[&Bench]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Scaling: 10,000 routes registered\n\nThe same request (`GET /users/42`) with 10,000 \
+         routes registered in all, each visited once before measuring so every route has its \
+         series. The last column compares each row to its own in-process time with one route: \
+         lookup cost must not grow with series count (axum's own routing cost is in the bare row).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| row | ns/request | overhead vs bare axum (10,000 routes) | allocs/request | vs same row, 1 route |\n|---|---:|---:|---:|---:|"
+    );
+    let base = rows.iter().find(|b| b.function == "bare_axum");
+    for b in rows {
+        let over = base.map_or("–".into(), |base| fmt_signed_ns(b.ns - base.ns));
+        let vs_one = one_route
+            .iter()
+            .find(|x| x.function == b.function)
+            .map_or("–".into(), |x| fmt_signed_ns(b.ns - x.ns));
+        let _ = writeln!(
+            md,
+            "| {} | {} ± {} | {over} | {} | {vs_one} |",
+            b.label,
+            fmt_ns(b.ns),
+            fmt_ns(b.ns_ci),
+            fmt_num(b.num("allocs")),
+        );
+    }
+    md.push('\n');
+}
+
+fn json_table(md: &mut String, rows: &[&Bench]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## JSON log formatting\n\nOne `info!` event with 5 fields inside 2 spans, formatted as a \
+         JSON line and written to a sink that only counts bytes.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| formatter | ns/line | lines/s | vs `fmt().json()` | allocs/line | bytes/line |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let base = rows.iter().find(|b| b.function == "fmt_json");
+    for b in rows {
+        let ratio = base.map_or("–".into(), |base| {
+            format!("{:.2}x lines/s", base.ns / b.ns)
+        });
+        let _ = writeln!(
+            md,
+            "| {} | {} ± {} | {:.0} | {ratio} | {} | {} |",
+            b.label,
+            fmt_ns(b.ns),
+            fmt_ns(b.ns_ci),
+            1e9 / b.ns,
+            fmt_num(b.num("allocs")),
+            fmt_num(b.num("alloc_bytes")),
+        );
+    }
+    md.push('\n');
+}
+
+fn scrape_table(md: &mut String, rows: &[&Bench]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Scrape cost\n\nEncoding `/metrics` (Prometheus text) with N route × status series of \
+         `http_server_request_duration_seconds` (14 buckets). Output bytes are the size of one \
+         scrape body (label sets differ slightly between libraries).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| series | encoder | time/scrape | vs prometheus-client | output bytes | allocs/scrape | bytes allocated/scrape |\n|---:|---|---:|---:|---:|---:|---:|"
+    );
+    let mut params: Vec<&str> = rows.iter().filter_map(|b| b.param.as_deref()).collect();
+    params.sort_by_key(|p| param_key(p));
+    params.dedup();
+    for p in params {
+        let base = rows.iter().find(|b| {
+            b.function == "prometheus_client_text_encode" && b.param.as_deref() == Some(p)
+        });
+        let mut these: Vec<&&Bench> = rows
+            .iter()
+            .filter(|b| b.param.as_deref() == Some(p))
+            .collect();
+        these.sort_by_key(|b| b.order);
+        for b in these {
+            let ratio = base.map_or("–".into(), |base| format!("{:.2}x", b.ns / base.ns));
+            let _ = writeln!(
+                md,
+                "| {p} | {} | {} ± {} | {ratio} | {} | {} | {} |",
+                b.label,
+                fmt_ns(b.ns),
+                fmt_ns(b.ns_ci),
+                fmt_num(b.num("output_bytes")),
+                fmt_num(b.num("allocs")),
+                fmt_num(b.num("alloc_bytes")),
+            );
+        }
+    }
+    md.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(utc(951_825_600), "2000-02-29 12:00 UTC"); // leap day of a century year
+    }
+
+    #[test]
+    fn lock_lists_every_version_of_a_name() {
+        let lock =
+            "version = 4\n\n[[package]]\nname = \"prometheus-client\"\nversion = \"0.22.3\"\n\n\
+                    [[package]]\nname = \"axum\"\nversion = \"0.8.9\"\nsource = \"x\"\n\n\
+                    [[package]]\nname = \"prometheus-client\"\nversion = \"0.26.0\"\n";
+        let v = parse_lock(lock);
+        assert_eq!(v["prometheus-client"], ["0.22.3", "0.26.0"]);
+        assert_eq!(v["axum"], ["0.8.9"]);
+        assert_eq!(
+            v.len(),
+            2,
+            "the lock file's own `version = 4` is no package"
+        );
+    }
+
+    #[test]
+    fn reads_criterion_output_and_side_car() {
+        let dir = std::env::temp_dir().join(format!("observe-results-test-{}", std::process::id()));
+        let new = dir.join("scrape/observe_1000/new");
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(
+            new.join("benchmark.json"),
+            r#"{"group_id":"scrape","function_id":"observe/1000","value_str":null}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            new.join("estimates.json"),
+            r#"{"mean":{"point_estimate":2000.0,"confidence_interval":{"lower_bound":1900.0,"upper_bound":2100.0}},
+               "slope":{"point_estimate":1500.0,"confidence_interval":{"lower_bound":1400.0,"upper_bound":1600.0}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("scrape/observe_1000/observe-extra.json"),
+            r#"{"label":"observe","order":2,"allocs":3.0,"output_bytes":1234}"#,
+        )
+        .unwrap();
+        let b = load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(b.len(), 1);
+        let b = &b[0];
+        assert_eq!(
+            (b.group.as_str(), b.function.as_str()),
+            ("scrape", "observe")
+        );
+        assert_eq!(b.param.as_deref(), Some("1000"));
+        assert_eq!(b.ns, 1500.0, "the slope is preferred over the mean");
+        assert_eq!(b.ns_ci, 100.0);
+        assert_eq!(b.num("allocs"), Some(3.0));
+        assert_eq!(b.num("output_bytes"), Some(1234.0));
+        assert_eq!(b.label, "observe");
+    }
+}
