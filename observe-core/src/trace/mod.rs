@@ -266,9 +266,10 @@ impl Drop for TraceGuard {
 /// It also redacts, by name, the attributes and event attributes of every finished span:
 /// `tracing-opentelemetry` turns users' span fields and events (`password = %pw`) into
 /// attributes verbatim, and the JSON log layer's redaction must hold for exported spans too.
-/// Unless `Config::span_events` is on, it also drops span events: `tracing-opentelemetry`
-/// records every event inside a sampled span as one, which duplicates the JSON log lines in
-/// the trace backend and costs export bandwidth.
+/// Unless `Config::span_events` is on, exported spans lose their span events:
+/// `tracing-opentelemetry` records every event inside a sampled span as one, which duplicates
+/// the JSON log lines in the trace backend and costs export bandwidth. The in-process store
+/// keeps them (the status page shows a span's first log lines in its waterfall).
 #[derive(Debug)]
 struct SharedProcessor(Arc<BatchProcessor>, crate::logs::Redactor, bool);
 
@@ -293,11 +294,8 @@ impl opentelemetry_sdk::trace::SpanProcessor for SharedProcessor {
         self.0.on_start(span, cx)
     }
     fn on_end(&self, mut span: opentelemetry_sdk::trace::SpanData) {
-        if !self.2 {
-            span.events = Default::default();
-        }
         self.redact(&mut span);
-        self.0.on_end(span)
+        self.0.record(span, self.2)
     }
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
         self.0.force_flush()

@@ -484,10 +484,11 @@ impl<T> BatchProcessor<T> {
     }
 }
 
-impl SpanProcessor for BatchProcessor<SpanData> {
-    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
+impl BatchProcessor<SpanData> {
+    /// Keeps a finished sampled span in the store (events included: the status page's
+    /// waterfall shows them) and queues it for export, without its events unless
+    /// `export_events`.
+    pub(crate) fn record(&self, span: SpanData, export_events: bool) {
         if !span.span_context.is_sampled() {
             return;
         }
@@ -500,7 +501,19 @@ impl SpanProcessor for BatchProcessor<SpanData> {
         if let Some(store) = &self.store {
             store.record(span.clone());
         }
+        let mut span = span;
+        if !export_events {
+            span.events = Default::default();
+        }
         self.enqueue(shared, span);
+    }
+}
+
+impl SpanProcessor for BatchProcessor<SpanData> {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        self.record(span, true);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
