@@ -105,18 +105,8 @@ impl Call {
         let extracted = propagation::extract(req.headers());
         let parent = extracted.traceparent;
         let sampler = settings.sampler.unwrap_or_else(trace::sampler);
-        let trace_id = parent.map_or_else(TraceId::random, |p| p.trace_id);
-        let sampled = sampler.should_sample(parent.map(|p| p.flags), trace_id);
-        let mut cx = match parent {
-            Some(p) => {
-                RequestContext::new(p.trace_id, SpanId::random(), p.flags.with_sampled(sampled))
-            }
-            None => {
-                let mut root = RequestContext::new_root(sampled);
-                root.trace_id = trace_id;
-                root
-            }
-        };
+        let mut cx = sampler.request_context(parent.as_ref());
+        let sampled = cx.is_sampled();
         let method = resolve(settings, req.uri().path_and_query());
         let tracer = sampled
             .then(|| settings.tracer.or_else(trace::tracer))

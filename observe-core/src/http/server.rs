@@ -334,23 +334,8 @@ where
         let extracted = propagation::extract(request.headers());
         let parent = extracted.traceparent;
         let sampler = settings.sampler.unwrap_or_else(trace::sampler);
-        let trace_id = match &parent {
-            Some(p) => p.trace_id,
-            None => crate::context::TraceId::random(),
-        };
-        let sampled = sampler.should_sample(parent.map(|p| p.flags), trace_id);
-        let mut cx = match &parent {
-            Some(p) => RequestContext::new(
-                p.trace_id,
-                crate::context::SpanId::random(),
-                p.flags.with_sampled(sampled),
-            ),
-            None => {
-                let mut root = RequestContext::new_root(sampled);
-                root.trace_id = trace_id;
-                root
-            }
-        };
+        let mut cx = sampler.request_context(parent.as_ref());
+        let sampled = cx.is_sampled();
         let carried = Carried {
             tracestate: extracted.tracestate,
             baggage: extracted.baggage,

@@ -88,6 +88,41 @@ impl Sampler {
         }
     }
 
+    /// This service's context for an incoming request or call: the caller's trace continued
+    /// under a fresh span id, or a new root trace (random flag set, Trace Context level 2),
+    /// with the sampled bit this sampler decides. What the HTTP and gRPC server layers start
+    /// every request with; no allocation.
+    ///
+    /// ```
+    /// use observe_core::propagation::TraceParent;
+    /// use observe_core::trace::Sampler;
+    /// let tp = TraceParent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+    /// let cx = Sampler::ParentBasedAlwaysOn.request_context(Some(&tp));
+    /// assert_eq!(cx.trace_id, tp.trace_id);
+    /// assert_ne!(cx.span_id, tp.parent_id);
+    /// assert!(!cx.is_sampled(), "the caller did not sample");
+    /// let root = Sampler::ParentBasedAlwaysOn.request_context(None);
+    /// assert!(root.is_sampled() && root.flags.is_random());
+    /// ```
+    #[inline]
+    pub fn request_context(
+        self,
+        parent: Option<&crate::propagation::TraceParent>,
+    ) -> RequestContext {
+        match parent {
+            Some(p) => p.child_context(self.should_sample(Some(p.flags), p.trace_id)),
+            None => {
+                let trace_id = TraceId::random();
+                let sampled = self.should_sample(None, trace_id);
+                RequestContext::new(
+                    trace_id,
+                    crate::context::SpanId::random(),
+                    TraceFlags::RANDOM.with_sampled(sampled),
+                )
+            }
+        }
+    }
+
     /// The ratio of a ratio-based sampler.
     ///
     /// ```
