@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use observe_tests::backend;
 use observe_tests::otlp::OtlpReceiver;
+use observe_tests::prometheus::{Prometheus, ScrapeJob};
 use observe_tests::services::{
-    deploy_rules, http_request, jq, set_durations, Alertmanager, Fault, PromJob, PromOptions,
-    PrometheusStack, TourOptions, TourServices, Webhook,
+    deploy_rules, http_request, jq, set_durations, Alertmanager, Fault, TourOptions, TourServices,
+    Webhook,
 };
 use serde_json::Value;
 
@@ -47,7 +48,7 @@ struct Stack {
     tour: TourServices,
     webhook: Webhook,
     alertmanager: Alertmanager,
-    prom: PrometheusStack,
+    prom: Prometheus,
 }
 
 fn start_stack(fault: Fault) -> Option<Stack> {
@@ -84,16 +85,16 @@ fn start_stack(fault: Fault) -> Option<Stack> {
     // test; the expressions' windows need no change (they average what history there is).
     let rules =
         deploy_rules(|text| set_durations(&set_durations(text, "for", "3s"), "interval", "1s"));
-    let prom = PrometheusStack::start(&PromOptions {
-        jobs: tour
-            .metrics_targets()
-            .into_iter()
-            .map(|(s, a)| PromJob::new(s, a))
-            .collect(),
-        rule_files: rules,
-        alertmanager: Some(alertmanager.addr()),
-        interval: Duration::from_secs(1),
-    })?;
+    let prom = Prometheus::builder()
+        .jobs(
+            tour.metrics_targets()
+                .into_iter()
+                .map(|(s, a)| ScrapeJob::new(s, a)),
+        )
+        .rule_files(rules)
+        .alertmanager(alertmanager.addr())
+        .interval(Duration::from_secs(1))
+        .start()?;
     Some(Stack {
         receiver,
         tour,
@@ -152,7 +153,7 @@ impl Drop for Traffic {
     }
 }
 
-fn firing(prom: &PrometheusStack) -> Vec<Value> {
+fn firing(prom: &Prometheus) -> Vec<Value> {
     prom.alerts()
         .as_array()
         .cloned()

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use observe_tests::backend;
 use observe_tests::otlp::OtlpReceiver;
-use observe_tests::services::{
-    jq, PromJob, PromOptions, PrometheusStack, TourOptions, TourServices,
-};
+use observe_tests::prometheus::{Prometheus, ScrapeJob};
+use observe_tests::services::{jq, TourOptions, TourServices};
 use serde_json::Value;
 
 fn start_tour(options: TourOptions) -> Option<TourServices> {
@@ -36,15 +35,11 @@ fn an_exemplar_leads_to_its_trace_and_to_exactly_its_log_lines() {
     }) else {
         return;
     };
-    let jobs: Vec<PromJob> = tour
+    let jobs = tour
         .metrics_targets()
         .into_iter()
-        .map(|(s, a)| PromJob::new(s, a))
-        .collect();
-    let Some(prom) = PrometheusStack::start(&PromOptions {
-        jobs,
-        ..Default::default()
-    }) else {
+        .map(|(s, a)| ScrapeJob::new(s, a));
+    let Some(prom) = Prometheus::builder().jobs(jobs).start() else {
         return;
     };
 

@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use observe_tests::backend;
-use observe_tests::prometheus::promtool_check_metrics;
+use observe_tests::prometheus::{promtool_check_metrics, Prometheus, ScrapeJob};
 use observe_tests::services::{
-    deploy_rules, http_request, set_durations, PromJob, PromOptions, PrometheusStack, TextRelay,
-    TourOptions, TourServices,
+    deploy_rules, http_request, set_durations, TextRelay, TourOptions, TourServices,
 };
 use serde_json::Value;
 
@@ -137,7 +136,7 @@ impl Sent {
 }
 
 /// Waits until Prometheus has scraped `total` routed requests from `job`.
-fn wait_for_total(prom: &PrometheusStack, job: &str, total: u64) {
+fn wait_for_total(prom: &Prometheus, job: &str, total: u64) {
     let q = format!(
         r#"sum(http_server_request_duration_seconds_count{{job="{job}", http_route!=""}})"#
     );
@@ -233,18 +232,14 @@ fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
     // One job per service scraped directly (OpenMetrics: exemplar storage makes Prometheus ask
     // for it), and one per service through a relay asking for the Prometheus text format.
     let relays: Vec<_> = targets.iter().map(|(_, a)| TextRelay::start(*a)).collect();
-    let mut jobs: Vec<PromJob> = targets.iter().map(|(s, a)| PromJob::new(s, a)).collect();
+    let mut jobs: Vec<ScrapeJob> = targets.iter().map(|(s, a)| ScrapeJob::new(s, a)).collect();
     for ((s, _), relay) in targets.iter().zip(&relays) {
-        jobs.push(PromJob::new(format!("{s}-text"), relay.addr()));
+        jobs.push(ScrapeJob::new(format!("{s}-text"), relay.addr()));
     }
     // The kit's rules as shipped, except the 30-day group's 5-minute interval (it would not
     // evaluate within the test).
     let rules = deploy_rules(|t| set_durations(t, "interval", "1s"));
-    let Some(prom) = PrometheusStack::start(&PromOptions {
-        jobs,
-        rule_files: rules,
-        ..Default::default()
-    }) else {
+    let Some(prom) = Prometheus::builder().jobs(jobs).rule_files(rules).start() else {
         return;
     };
 

@@ -153,8 +153,8 @@ fn prometheus_scrapes_both_formats_and_stores_exemplars() {
     // Prometheus 2.42 has no `scrape_protocols` option and always prefers OpenMetrics, so the
     // text format is scraped from a second endpoint that ignores Accept.
     let Some(prom) = Prometheus::start(&[
-        ScrapeJob::new("om", &addr_om.to_string()),
-        ScrapeJob::new("text", &addr_text.to_string()),
+        ScrapeJob::new("om", addr_om),
+        ScrapeJob::new("text", addr_text),
     ]) else {
         return;
     };
