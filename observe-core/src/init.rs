@@ -137,15 +137,17 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
     // Metrics first: the layers record into the global registry from the first request, and
     // trace::install builds the status page, whose builder reads the global registry.
     // A registry already created (by a layer used before init) keeps its configuration.
+    // One resource for target_info, spans and log records: the same instance everywhere.
+    let resource = trace::resource(&config);
     let _ = crate::metrics::Metrics::init_global(crate::metrics::MetricsConfig {
         cardinality_limit: config.metrics_max_series,
-        resource: trace::resource(&config)
+        resource: resource
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.as_str().into_owned()))
             .collect(),
         ..Default::default()
     });
-    let trace = match trace::install(&config) {
+    let trace = match trace::install_with_resource(&config, &resource) {
         Ok(t) => t,
         Err(e) => {
             // Nothing global was set that cannot be set again: allow a corrected retry.
@@ -169,7 +171,7 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
             return Err(InitError::Logs(e.to_string()));
         }
     };
-    let logs = match trace::otlp_logs::install(&config) {
+    let logs = match trace::otlp_logs::install_with_resource(&config, &resource) {
         Ok(l) => l,
         Err(e) => {
             INITIALIZED.store(false, Ordering::Release);

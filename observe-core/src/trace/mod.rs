@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::filter::Filtered;
@@ -377,11 +378,20 @@ pub const DEFAULT_STATUS_SPAN_STORE: usize = 2048;
 /// # Ok::<(), observe_core::init::InitError>(())
 /// ```
 pub fn install(config: &Config) -> Result<TraceGuard, InitError> {
+    install_with_resource(config, &resource(config))
+}
+
+/// [`install`] with the [`resource`] already computed (by `init`, which also gives it to
+/// `target_info` and the log exporter).
+pub(crate) fn install_with_resource(
+    config: &Config,
+    resource: &Resource,
+) -> Result<TraceGuard, InitError> {
     config.validate().map_err(InitError::Config)?;
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return Err(InitError::AlreadyInitialized);
     }
-    match build(config) {
+    match build(config, resource) {
         Ok(guard) => Ok(guard),
         Err(e) => {
             INSTALLED.store(false, Ordering::Release);
@@ -390,7 +400,7 @@ pub fn install(config: &Config) -> Result<TraceGuard, InitError> {
     }
 }
 
-fn build(config: &Config) -> Result<TraceGuard, InitError> {
+fn build(config: &Config, resource: &Resource) -> Result<TraceGuard, InitError> {
     let sampler = if config.sdk_disabled {
         Sampler::AlwaysOff
     } else {
@@ -414,7 +424,6 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
             done: false,
         });
     }
-    let resource = resource(config);
     let processor = match otlp {
         Some(otlp) => {
             let timeout = otlp.timeout;
@@ -431,7 +440,7 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
     let processor = Arc::new(processor);
     *EXPORT_QUEUE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&processor));
     let mut builder = SdkTracerProvider::builder()
-        .with_resource(resource)
+        .with_resource(resource.clone())
         .with_sampler(sampler.to_sdk())
         .with_span_processor(SharedProcessor(
             Arc::clone(&processor),
@@ -459,44 +468,66 @@ fn build(config: &Config) -> Result<TraceGuard, InitError> {
 }
 
 fn build_exporter(otlp: &ResolvedOtlp) -> Result<opentelemetry_otlp::SpanExporter, String> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-    // One attempt per batch: the batch processor's queue is the buffer, and retrying inside an
-    // export only holds the export thread while the queue overflows (a retry storm when the
-    // collector is down).
-    let retry = opentelemetry_otlp::RetryPolicy::disabled();
-    let compression = match otlp.compression {
-        OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
-        OtlpCompression::None => None,
-    };
+    use opentelemetry_otlp::SpanExporter;
     let result = match otlp.protocol {
         OtlpProtocol::Grpc => {
-            let metadata = metadata(otlp)?;
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(otlp.endpoint.clone())
-                .with_timeout(otlp.timeout)
-                .with_metadata(metadata)
-                .with_retry_policy(retry);
-            if let Some(c) = compression {
-                b = b.with_compression(c);
-            }
-            b.build()
+            with_tonic_settings(SpanExporter::builder().with_tonic(), otlp)?.build()
         }
         OtlpProtocol::HttpProtobuf => {
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(otlp.endpoint.clone())
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(otlp.timeout)
-                .with_headers(otlp.headers.0.iter().cloned().collect())
-                .with_retry_policy(retry);
-            if let Some(c) = compression {
-                b = b.with_compression(c);
-            }
-            b.build()
+            with_http_settings(SpanExporter::builder().with_http(), otlp).build()
         }
     };
     result.map_err(|e| format!("cannot build the OTLP exporter for {}: {e}", otlp.endpoint))
+}
+
+/// A gRPC exporter builder of any signal (spans, logs) with `otlp`'s settings: endpoint,
+/// timeout, headers as metadata, compression, no retries. Errors name a header that cannot
+/// be gRPC metadata.
+fn with_tonic_settings<B>(builder: B, otlp: &ResolvedOtlp) -> Result<B, String>
+where
+    B: WithExportConfig + WithTonicConfig,
+{
+    let builder = builder
+        .with_endpoint(otlp.endpoint.clone())
+        .with_timeout(otlp.timeout)
+        .with_metadata(metadata(otlp)?)
+        .with_retry_policy(no_retries());
+    Ok(match compression(otlp) {
+        Some(c) => builder.with_compression(c),
+        None => builder,
+    })
+}
+
+/// An HTTP exporter builder of any signal (spans, logs) with `otlp`'s settings: endpoint,
+/// protobuf encoding, timeout, headers, compression, no retries.
+fn with_http_settings<B>(builder: B, otlp: &ResolvedOtlp) -> B
+where
+    B: WithExportConfig + WithHttpConfig,
+{
+    let builder = builder
+        .with_endpoint(otlp.endpoint.clone())
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_timeout(otlp.timeout)
+        .with_headers(otlp.headers.0.iter().cloned().collect())
+        .with_retry_policy(no_retries());
+    match compression(otlp) {
+        Some(c) => builder.with_compression(c),
+        None => builder,
+    }
+}
+
+/// One attempt per batch: the batch processor's queue is the buffer, and retrying inside an
+/// export only holds the export thread while the queue overflows (a retry storm when the
+/// collector is down).
+fn no_retries() -> opentelemetry_otlp::RetryPolicy {
+    opentelemetry_otlp::RetryPolicy::disabled()
+}
+
+fn compression(otlp: &ResolvedOtlp) -> Option<opentelemetry_otlp::Compression> {
+    match otlp.compression {
+        OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+        OtlpCompression::None => None,
+    }
 }
 
 /// OTLP headers as gRPC metadata. Errors name the header, never its value (a credential).

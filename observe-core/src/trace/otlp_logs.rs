@@ -25,11 +25,12 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::Resource;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 use super::processor::{BatchProcessor, LogItem};
-use crate::config::{Config, OtlpCompression, OtlpProtocol, ResolvedOtlp};
+use crate::config::{Config, OtlpProtocol, ResolvedOtlp};
 use crate::context::RequestContext;
 use crate::init::InitError;
 use crate::logs::{Redactor, REDACTED};
@@ -51,18 +52,26 @@ impl fmt::Debug for OtlpLogs {
 /// Builds the log exporter when `config.logs_otlp()` says logs are exported; `Ok(None)`
 /// otherwise (no thread started).
 pub fn install(config: &Config) -> Result<Option<OtlpLogs>, InitError> {
+    install_with_resource(config, &super::resource(config))
+}
+
+/// [`install`] with the resource already computed (by `init`, which also gives it to spans
+/// and `target_info`).
+pub(crate) fn install_with_resource(
+    config: &Config,
+    resource: &Resource,
+) -> Result<Option<OtlpLogs>, InitError> {
     config.validate()?;
     let Some(otlp) = config.logs_otlp() else {
         return Ok(None);
     };
-    let resource = super::resource(config);
     let processor = BatchProcessor::spawn_logs(config.batch.clone(), resource.clone(), move || {
         build_exporter(&otlp)
     })
     .map_err(InitError::Exporter)?;
     let processor = Arc::new(processor);
     let provider = SdkLoggerProvider::builder()
-        .with_resource(resource)
+        .with_resource(resource.clone())
         .with_log_processor(SharedLogProcessor(Arc::clone(&processor)))
         .build();
     let logger = provider.logger("observe");
@@ -130,37 +139,13 @@ impl opentelemetry_sdk::logs::LogProcessor for SharedLogProcessor {
 }
 
 fn build_exporter(otlp: &ResolvedOtlp) -> Result<opentelemetry_otlp::LogExporter, String> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-    let retry = opentelemetry_otlp::RetryPolicy::disabled();
-    let compression = match otlp.compression {
-        OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
-        OtlpCompression::None => None,
-    };
+    use opentelemetry_otlp::LogExporter;
     let result = match otlp.protocol {
         OtlpProtocol::Grpc => {
-            let mut b = opentelemetry_otlp::LogExporter::builder()
-                .with_tonic()
-                .with_endpoint(otlp.endpoint.clone())
-                .with_timeout(otlp.timeout)
-                .with_metadata(super::metadata(otlp)?)
-                .with_retry_policy(retry);
-            if let Some(c) = compression {
-                b = b.with_compression(c);
-            }
-            b.build()
+            super::with_tonic_settings(LogExporter::builder().with_tonic(), otlp)?.build()
         }
         OtlpProtocol::HttpProtobuf => {
-            let mut b = opentelemetry_otlp::LogExporter::builder()
-                .with_http()
-                .with_endpoint(otlp.endpoint.clone())
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(otlp.timeout)
-                .with_headers(otlp.headers.0.iter().cloned().collect())
-                .with_retry_policy(retry);
-            if let Some(c) = compression {
-                b = b.with_compression(c);
-            }
-            b.build()
+            super::with_http_settings(LogExporter::builder().with_http(), otlp).build()
         }
     };
     result.map_err(|e| {
