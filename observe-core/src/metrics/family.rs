@@ -267,7 +267,9 @@ pub struct SeriesSnapshot<L> {
 
 /// A histogram family bounded to `limit` label sets plus one overflow series.
 pub(crate) struct HistogramFamily<K> {
-    map: RwLock<HashMap<K, HistogramSeries>>,
+    // foldhash rather than SipHash: a label set is hashed on every observation, and the map
+    // is bounded by `limit`, so flooding it with colliding keys cannot degrade it unboundedly.
+    map: RwLock<HashMap<K, HistogramSeries, foldhash::fast::RandomState>>,
     overflow: HistogramSeries,
     overflowed: AtomicU64,
     limit: usize,
@@ -276,7 +278,7 @@ pub(crate) struct HistogramFamily<K> {
 impl<K: Copy + Eq + Hash> HistogramFamily<K> {
     pub(crate) fn new(limit: usize) -> Self {
         HistogramFamily {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(HashMap::default()),
             overflow: HistogramSeries::default(),
             overflowed: AtomicU64::new(0),
             limit,

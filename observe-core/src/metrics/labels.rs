@@ -29,13 +29,15 @@ pub const MAX_INTERNED_LEN: usize = 512;
 pub const OTHER: &str = "_OTHER";
 
 struct Interner {
-    set: RwLock<HashSet<&'static str>>,
+    // foldhash rather than SipHash: this lookup runs on every request, and the set is bounded
+    // (MAX_INTERNED) and filled from route templates, not from attacker-chosen strings.
+    set: RwLock<HashSet<&'static str, foldhash::fast::RandomState>>,
 }
 
 impl Interner {
     fn new() -> Self {
         Interner {
-            set: RwLock::new(HashSet::new()),
+            set: RwLock::new(HashSet::default()),
         }
     }
 
