@@ -147,26 +147,30 @@ pub(crate) fn tracestate_from_lines(lines: &[&[u8]]) -> Result<Option<TraceState
     }
 }
 
-fn extract_tracestate(headers: &HeaderMap) -> Option<HeaderValue> {
-    let mut all = headers.get_all(TRACESTATE).iter();
-    let first = all.next()?;
-    if all.next().is_none() {
-        // The common case: one line, valid and short enough, forwarded as the same
-        // refcounted bytes. Nothing is allocated.
-        let Ok(s) = std::str::from_utf8(first.as_bytes()) else {
+/// The `tracestate` to carry when it arrived as one header line: forwarded as the same
+/// refcounted bytes when valid and short enough, so nothing is allocated.
+fn tracestate_one_line(line: &HeaderValue) -> Option<HeaderValue> {
+    let Ok(s) = std::str::from_utf8(line.as_bytes()) else {
+        counters::PROPAGATION_INVALID.inc();
+        return None;
+    };
+    match TraceState::parse(s) {
+        Ok(ts) if ts.is_empty() => None,
+        Ok(ts) if ts.encoded_len() <= TRACESTATE_MAX_LEN => Some(line.clone()),
+        // Too long: truncated by whole entries.
+        Ok(_) => tracestate_from_lines(&[line.as_bytes()])
+            .ok()
+            .flatten()
+            .and_then(|buf| buf.to_header_value()),
+        Err(_) => {
             counters::PROPAGATION_INVALID.inc();
-            return None;
-        };
-        match TraceState::parse(s) {
-            Ok(ts) if ts.is_empty() => return None,
-            Ok(ts) if ts.encoded_len() <= TRACESTATE_MAX_LEN => return Some(first.clone()),
-            Ok(_) => {} // too long: truncated below
-            Err(_) => {
-                counters::PROPAGATION_INVALID.inc();
-                return None;
-            }
+            None
         }
     }
+}
+
+/// The `tracestate` of several header lines, combined as RFC 9110 says.
+fn tracestate_lines(headers: &HeaderMap) -> Option<HeaderValue> {
     let lines: Vec<&[u8]> = headers
         .get_all(TRACESTATE)
         .iter()
@@ -193,26 +197,84 @@ pub(crate) fn baggage_from_lines<'a>(lines: &[&'a [u8]]) -> Option<std::borrow::
     }
 }
 
-fn extract_baggage(headers: &HeaderMap) -> Option<HeaderValue> {
-    let mut all = headers.get_all(BAGGAGE).iter();
-    let first = all.next()?;
-    if all.next().is_none() {
-        let (out, dropped) = baggage::sanitize(&[first.as_bytes()]);
-        if dropped {
-            counters::PROPAGATION_INVALID.inc();
-        }
-        return match out {
-            baggage::Sanitized::Empty => None,
-            baggage::Sanitized::Unchanged => Some(first.clone()),
-            baggage::Sanitized::Rebuilt(s) => HeaderValue::from_str(&s).ok(),
-        };
+/// The `baggage` to carry when it arrived as one header line (unchanged bytes when valid).
+fn baggage_one_line(line: &HeaderValue) -> Option<HeaderValue> {
+    let (out, dropped) = baggage::sanitize(&[line.as_bytes()]);
+    if dropped {
+        counters::PROPAGATION_INVALID.inc();
     }
+    match out {
+        baggage::Sanitized::Empty => None,
+        baggage::Sanitized::Unchanged => Some(line.clone()),
+        baggage::Sanitized::Rebuilt(s) => HeaderValue::from_str(&s).ok(),
+    }
+}
+
+/// The `baggage` of several header lines, combined.
+fn baggage_lines(headers: &HeaderMap) -> Option<HeaderValue> {
     let lines: Vec<&[u8]> = headers
         .get_all(BAGGAGE)
         .iter()
         .map(HeaderValue::as_bytes)
         .collect();
     baggage_from_lines(&lines).and_then(|s| HeaderValue::from_str(&s).ok())
+}
+
+/// Where one propagation header was found: its first line, and whether there were more.
+#[derive(Clone, Copy)]
+struct Lines<'a> {
+    first: Option<&'a HeaderValue>,
+    more: bool,
+}
+
+impl<'a> Lines<'a> {
+    const NONE: Lines<'a> = Lines {
+        first: None,
+        more: false,
+    };
+
+    fn of(headers: &'a HeaderMap, name: HeaderName) -> Self {
+        let mut all = headers.get_all(name).iter();
+        Lines {
+            first: all.next(),
+            more: all.next().is_some(),
+        }
+    }
+
+    fn add(&mut self, value: &'a HeaderValue) {
+        match self.first {
+            None => self.first = Some(value),
+            Some(_) => self.more = true,
+        }
+    }
+}
+
+/// Up to this many header lines, one pass comparing names finds the three propagation
+/// headers in less work than three hashed lookups (each hashes its name byte by byte);
+/// above it, the lookups win.
+const SCAN_MAX_LINES: usize = 24;
+
+/// The `traceparent`, `tracestate` and `baggage` lines of `headers`.
+fn find_lines(headers: &HeaderMap) -> [Lines<'_>; 3] {
+    if headers.len() > SCAN_MAX_LINES {
+        return [
+            Lines::of(headers, TRACEPARENT),
+            Lines::of(headers, TRACESTATE),
+            Lines::of(headers, BAGGAGE),
+        ];
+    }
+    let mut found = [Lines::NONE; 3];
+    for (name, value) in headers {
+        // Names are stored lowercase; comparing lengths first rejects almost every header.
+        let slot = match name.as_str() {
+            "traceparent" => 0,
+            "tracestate" => 1,
+            "baggage" => 2,
+            _ => continue,
+        };
+        found[slot].add(value);
+    }
+    found
 }
 
 /// Reads `traceparent`, `tracestate` and `baggage` from request headers.
@@ -238,15 +300,37 @@ fn extract_baggage(headers: &HeaderMap) -> Option<HeaderValue> {
 /// assert_eq!(ex.baggage.unwrap(), "userId=alice,serverNode=DF%2028,isProduction=false");
 /// ```
 pub fn extract(headers: &HeaderMap) -> Extracted {
-    let traceparent = traceparent_from_lines(
-        headers
-            .get_all(TRACEPARENT)
-            .iter()
-            .map(HeaderValue::as_bytes),
-    );
+    let [traceparent, tracestate, baggage] = find_lines(headers);
+    let traceparent = match traceparent {
+        Lines { first: None, .. } => None,
+        Lines {
+            first: Some(line),
+            more: false,
+        } => traceparent_from_lines(std::iter::once(line.as_bytes())),
+        Lines { more: true, .. } => {
+            // Two traceparents cannot both be the parent: restart the trace.
+            counters::PROPAGATION_INVALID.inc();
+            None
+        }
+    };
     // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
-    let tracestate = traceparent.and_then(|_| extract_tracestate(headers));
-    let baggage = extract_baggage(headers);
+    let tracestate = match (traceparent, tracestate) {
+        (None, _) | (_, Lines { first: None, .. }) => None,
+        (Some(_), Lines { more: true, .. }) => tracestate_lines(headers),
+        (
+            Some(_),
+            Lines {
+                first: Some(line), ..
+            },
+        ) => tracestate_one_line(line),
+    };
+    let baggage = match baggage {
+        Lines { first: None, .. } => None,
+        Lines { more: true, .. } => baggage_lines(headers),
+        Lines {
+            first: Some(line), ..
+        } => baggage_one_line(line),
+    };
     Extracted {
         traceparent,
         tracestate,
@@ -295,5 +379,84 @@ pub fn inject(
     }
     if let Some(b) = baggage {
         headers.insert(BAGGAGE, b.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// `n` unrelated headers, then the given lines, then `n` more (so the propagation headers
+    /// sit in the middle of a small and of a large map).
+    fn headers(n: usize, lines: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for i in 0..n {
+            h.append(
+                HeaderName::try_from(format!("x-filler-{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        for (name, value) in lines {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        for i in 0..n {
+            h.append(
+                HeaderName::try_from(format!("x-after-{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        h
+    }
+
+    /// The one-pass scan (small maps) and the hashed lookups (large maps) must agree.
+    #[test]
+    fn scan_and_lookup_agree_on_every_shape() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("traceparent", TP)],
+            &[("traceparent", TP), ("traceparent", TP)],
+            &[("traceparent", "garbage"), ("tracestate", "a=1")],
+            &[("traceparent", TP), ("tracestate", "a=1")],
+            &[
+                ("traceparent", TP),
+                ("tracestate", "a=1"),
+                ("tracestate", "b=2"),
+            ],
+            &[("tracestate", "a=1"), ("baggage", "k=v")],
+            &[
+                ("traceparent", TP),
+                ("baggage", "k=v"),
+                ("baggage", "k2=v2"),
+            ],
+            &[("baggage", "k=v"), ("baggage", "not valid baggage")],
+        ];
+        for lines in cases {
+            let small = extract(&headers(2, lines));
+            let large = extract(&headers(SCAN_MAX_LINES, lines));
+            let show = |e: &Extracted| {
+                format!(
+                    "{:?} {:?} {:?}",
+                    e.traceparent.map(|t| t.encode()),
+                    e.tracestate,
+                    e.baggage
+                )
+            };
+            assert_eq!(show(&small), show(&large), "lines {lines:?}");
+        }
+        let both = extract(&headers(
+            3,
+            &[
+                ("traceparent", TP),
+                ("tracestate", "a=1"),
+                ("tracestate", "b=2"),
+            ],
+        ));
+        assert_eq!(both.tracestate.unwrap(), "a=1,b=2");
+        let twice = extract(&headers(3, &[("traceparent", TP), ("traceparent", TP)]));
+        assert!(twice.traceparent.is_none());
+        let bag = extract(&headers(3, &[("baggage", "k=v"), ("baggage", "k2=v2")]));
+        assert_eq!(bag.baggage.unwrap(), "k=v,k2=v2");
     }
 }
