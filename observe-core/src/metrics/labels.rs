@@ -14,6 +14,7 @@
 //! assert_eq!(Route::intern("/users/{id}").as_str(), "/users/{id}");
 //! ```
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{LazyLock, PoisonError, RwLock};
@@ -86,6 +87,38 @@ fn intern_or_other(interner: &Interner, s: &str) -> &'static str {
     }
 }
 
+/// Slots of the per-thread cache in front of each interner.
+const CACHE_SLOTS: usize = 16;
+
+/// A per-thread, direct-mapped cache in front of an interner, indexed by the address of the
+/// string being interned and checked by content.
+///
+/// Frameworks hand every request of a route the same template from one allocation (axum's
+/// `MatchedPath` is an `Arc<str>` cloned per request), so its address finds the slot without
+/// hashing the bytes or taking the interner's lock. Comparing the bytes means a reused address
+/// or two strings sharing a slot can cost a miss, never a wrong value.
+struct LocalCache([Cell<Option<&'static str>>; CACHE_SLOTS]);
+
+impl LocalCache {
+    const fn new() -> Self {
+        LocalCache([const { Cell::new(None) }; CACHE_SLOTS])
+    }
+
+    #[inline]
+    fn get_or(&self, s: &str, intern: impl FnOnce() -> &'static str) -> &'static str {
+        let addr = s.as_ptr() as usize;
+        let slot = &self.0[((addr >> 4) ^ (addr >> 12)) % CACHE_SLOTS];
+        match slot.get() {
+            Some(cached) if cached == s => cached,
+            _ => {
+                let interned = intern();
+                slot.set(Some(interned));
+                interned
+            }
+        }
+    }
+}
+
 static ROUTES: LazyLock<Interner> = LazyLock::new(Interner::new);
 static RPC_METHODS: LazyLock<Interner> = LazyLock::new(Interner::new);
 static SERVER_ADDRESSES: LazyLock<Interner> = LazyLock::new(Interner::new);
@@ -104,7 +137,11 @@ macro_rules! interned {
             /// (no allocation), one leaked copy the first time. `_OTHER` when the interner is
             /// full or `s` is longer than [`MAX_INTERNED_LEN`].
             pub fn intern(s: &str) -> Self {
-                $name(intern_or_other(&$interner, s))
+                thread_local! {
+                    static CACHE: LocalCache = const { LocalCache::new() };
+                }
+                let slow = || intern_or_other(&$interner, s);
+                $name(CACHE.try_with(|c| c.get_or(s, slow)).unwrap_or_else(|_| slow()))
             }
 
             /// The label value.
@@ -481,5 +518,30 @@ impl Exemplar {
             trace_id: cx.trace_id,
             span_id: cx.span_id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-thread cache is found by address: the same buffer holding another template
+    /// (an address reused after a router is dropped, say) must give the other template.
+    #[test]
+    fn cache_checks_content_not_just_address() {
+        let mut buf = String::from("/cache-test/a");
+        let a = Route::intern(&buf);
+        assert_eq!(a.as_str(), "/cache-test/a");
+        buf.replace_range(12.., "b"); // same allocation, new content
+        let b = Route::intern(&buf);
+        assert_eq!(b.as_str(), "/cache-test/b");
+        assert_eq!(Route::intern("/cache-test/a"), a);
+        // Many distinct strings share the 16 slots: every answer is still its own string.
+        let many: Vec<String> = (0..200).map(|i| format!("/cache-test/{i}")).collect();
+        for _ in 0..3 {
+            for s in &many {
+                assert_eq!(Route::intern(s).as_str(), s);
+            }
+        }
     }
 }
