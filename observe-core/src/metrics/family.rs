@@ -1,17 +1,17 @@
 //! A histogram family with a bounded number of label sets, lock-free observation and per-bucket
 //! exemplars; and the snapshot types that both the exposition and the status page read.
 //!
-//! Layout: `RwLock<HashMap<K, HistogramSeries>>` where `K` is a small `Copy` label struct. A
-//! label set seen before takes only the read lock, hashes a few words and bumps atomics: no
-//! allocation, no contention with other recorders. A first-seen label set takes the write lock
-//! and inserts; once the family holds `limit` label sets, new ones go to the single overflow
-//! series (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them.
-//! Reading (scrape, status page) holds the read lock of one family while it copies counters.
+//! Layout: an open-addressing table of pointers to `(K, HistogramSeries)` entries, where `K` is
+//! a small `Copy` label struct. A label set seen before is hashed (foldhash), found with plain
+//! atomic loads and recorded with two `fetch_add`s: no lock, no allocation, no contention with
+//! other recorders. A first-seen label set takes the insert mutex; once the family holds
+//! `limit` label sets, new ones go to the single overflow series (`otel_metric_overflow="true"`)
+//! and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
+//! insert mutex of one family while it copies counters; recording goes on meanwhile.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::labels::Exemplar;
@@ -266,19 +266,100 @@ pub struct SeriesSnapshot<L> {
 }
 
 /// A histogram family bounded to `limit` label sets plus one overflow series.
+///
+/// Recording a label set seen before takes no lock and no read-modify-write other than the
+/// series' own counters: the label set is hashed and looked up in an open-addressing table of
+/// pointers that readers only load. Inserting a new label set (and growing the table) is
+/// serialized by a mutex that recorders of existing label sets never touch.
+///
+/// Entries and tables live until the family is dropped: a reader may still be probing a table
+/// that was just replaced by a larger one, and an entry's series is never removed (label sets
+/// are bounded by `limit`, so the memory is too: at most `limit` entries, and tables whose
+/// total size is under twice the last one's).
 pub(crate) struct HistogramFamily<K> {
-    // foldhash rather than SipHash: a label set is hashed on every observation, and the map
-    // is bounded by `limit`, so flooding it with colliding keys cannot degrade it unboundedly.
-    map: RwLock<HashMap<K, HistogramSeries, foldhash::fast::RandomState>>,
+    /// The current table; always at most half full, so every probe ends at an empty slot.
+    table: AtomicPtr<Table<K>>,
+    writer: Mutex<Writer<K>>,
+    hasher: foldhash::fast::RandomState,
     overflow: HistogramSeries,
     overflowed: AtomicU64,
     limit: usize,
 }
 
+struct Entry<K> {
+    key: K,
+    series: HistogramSeries,
+}
+
+struct Table<K> {
+    slots: Box<[AtomicPtr<Entry<K>>]>,
+}
+
+impl<K> Table<K> {
+    fn new(capacity: usize) -> Self {
+        Table {
+            slots: (0..capacity)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+        }
+    }
+
+    /// Puts `entry` in the first empty slot of its probe sequence (writer only).
+    fn insert(&self, hash: u64, entry: *mut Entry<K>) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while !self.slots[i].load(Ordering::Relaxed).is_null() {
+            i = (i + 1) & mask;
+        }
+        // Release: a reader that loads the pointer sees the entry fully built.
+        self.slots[i].store(entry, Ordering::Release);
+    }
+}
+
+/// What only the writer (under the mutex) touches. Owns every entry and table.
+struct Writer<K> {
+    /// Every entry, in insertion order, from `Box::into_raw`; freed in `Drop`.
+    entries: Vec<(u64, *mut Entry<K>)>,
+    /// Every table ever published, the current one last; freed in `Drop`.
+    tables: Vec<*mut Table<K>>,
+}
+
+const INITIAL_SLOTS: usize = 16;
+
+// SAFETY: the raw pointers are owned by the family (freed only in `Drop`, which needs `&mut`);
+// shared access is to `Entry<K>` (a `K` compared and read, a series of atomics) and to tables
+// of atomics, so sharing the family is as safe as sharing `K`.
+unsafe impl<K: Send + Sync> Send for HistogramFamily<K> {}
+// SAFETY: see `Send`.
+unsafe impl<K: Send + Sync> Sync for HistogramFamily<K> {}
+
+impl<K> Drop for HistogramFamily<K> {
+    fn drop(&mut self) {
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for &(_, entry) in &writer.entries {
+            // SAFETY: made by `Box::into_raw` in `insert`, freed once, here.
+            drop(unsafe { Box::from_raw(entry) });
+        }
+        for &table in &writer.tables {
+            // SAFETY: made by `Box::into_raw` in `new`/`grow`, freed once, here.
+            drop(unsafe { Box::from_raw(table) });
+        }
+    }
+}
+
 impl<K: Copy + Eq + Hash> HistogramFamily<K> {
     pub(crate) fn new(limit: usize) -> Self {
+        let table = Box::into_raw(Box::new(Table::new(INITIAL_SLOTS)));
         HistogramFamily {
-            map: RwLock::new(HashMap::default()),
+            table: AtomicPtr::new(table),
+            writer: Mutex::new(Writer {
+                entries: Vec::new(),
+                tables: vec![table],
+            }),
+            hasher: foldhash::fast::RandomState::default(),
             overflow: HistogramSeries::default(),
             overflowed: AtomicU64::new(0),
             limit,
@@ -286,24 +367,71 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
     }
 
     #[inline]
+    fn find(&self, key: &K, hash: u64) -> Option<&HistogramSeries> {
+        // SAFETY: tables are freed only when the family is dropped, which `&self` excludes;
+        // Acquire pairs with the Release that published the table.
+        let table = unsafe { &*self.table.load(Ordering::Acquire) };
+        let mask = table.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let entry = table.slots[i].load(Ordering::Acquire);
+            if entry.is_null() {
+                return None;
+            }
+            // SAFETY: entries are freed only when the family is dropped; Acquire pairs with
+            // the Release in `Table::insert`, so the entry is fully initialised.
+            let entry = unsafe { &*entry };
+            if entry.key == *key {
+                return Some(&entry.series);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
     pub(crate) fn observe(&self, key: K, elapsed: Duration, exemplar: Option<Exemplar>) {
-        {
-            let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(series) = map.get(&key) {
-                series.observe(elapsed, exemplar);
-                return;
-            }
-            if map.len() >= self.limit {
-                drop(map);
-                return self.observe_overflow(elapsed, exemplar);
-            }
+        let hash = self.hasher.hash_one(key);
+        match self.find(&key, hash) {
+            Some(series) => series.observe(elapsed, exemplar),
+            None => self.insert_and_observe(key, hash, elapsed, exemplar),
         }
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if !map.contains_key(&key) && map.len() >= self.limit {
-            drop(map);
-            return self.observe_overflow(elapsed, exemplar);
+    }
+
+    #[cold]
+    fn insert_and_observe(&self, key: K, hash: u64, elapsed: Duration, ex: Option<Exemplar>) {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another recorder may have inserted it since our lookup.
+        if let Some(series) = self.find(&key, hash) {
+            return series.observe(elapsed, ex);
         }
-        map.entry(key).or_default().observe(elapsed, exemplar);
+        if writer.entries.len() >= self.limit {
+            drop(writer);
+            return self.observe_overflow(elapsed, ex);
+        }
+        let entry = Box::into_raw(Box::new(Entry {
+            key,
+            series: HistogramSeries::default(),
+        }));
+        writer.entries.push((hash, entry));
+        let current = *writer.tables.last().expect("a table from `new`");
+        // SAFETY: owned by `writer.tables`, freed only in `Drop`.
+        let capacity = unsafe { &*current }.slots.len();
+        if writer.entries.len() * 2 > capacity {
+            // Grow: a new table with every entry, published whole; readers still probing the
+            // old one find what it had, and a miss there only sends them here.
+            let table = Table::new(capacity * 2);
+            for &(h, e) in &writer.entries {
+                table.insert(h, e);
+            }
+            let table = Box::into_raw(Box::new(table));
+            writer.tables.push(table);
+            self.table.store(table, Ordering::Release);
+        } else {
+            // SAFETY: as above.
+            unsafe { &*current }.insert(hash, entry);
+        }
+        // SAFETY: just made, freed only in `Drop`.
+        unsafe { &*entry }.series.observe(elapsed, ex);
     }
 
     #[cold]
@@ -315,9 +443,10 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
 
     /// Label sets held (not counting the overflow series).
     pub(crate) fn len(&self) -> usize {
-        self.map
-            .read()
+        self.writer
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .entries
             .len()
     }
 
@@ -327,13 +456,22 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
     }
 
     /// Every series with at least one observation; the overflow series last, if used.
+    ///
+    /// Holds the insert mutex while copying: recording into existing series goes on, only a
+    /// first-seen label set waits.
     pub(crate) fn snapshot(&self) -> Vec<SeriesSnapshot<K>> {
         let mut out: Vec<SeriesSnapshot<K>> = {
-            let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-            map.iter()
-                .map(|(k, s)| SeriesSnapshot {
-                    series: Series::Labels(*k),
-                    histogram: s.snapshot(),
+            let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            writer
+                .entries
+                .iter()
+                .map(|&(_, entry)| {
+                    // SAFETY: entries are freed only in `Drop`.
+                    let entry = unsafe { &*entry };
+                    SeriesSnapshot {
+                        series: Series::Labels(entry.key),
+                        histogram: entry.series.snapshot(),
+                    }
                 })
                 .collect()
         };
@@ -390,6 +528,53 @@ mod tests {
         assert!((e0.value - 0.002).abs() < 1e-12);
         assert_eq!(snap.exemplars[7].map(|e| e.trace_id), Some(a.trace_id));
         assert!(snap.exemplars[1].is_none());
+    }
+
+    #[test]
+    fn family_grows_and_finds_every_label_set() {
+        let f: HistogramFamily<u32> = HistogramFamily::new(5_000);
+        for round in 1..=3u64 {
+            for k in 0..1_000u32 {
+                f.observe(k, ms(1), None);
+            }
+            assert_eq!(f.len(), 1_000);
+            let snap = f.snapshot();
+            assert_eq!(snap.len(), 1_000);
+            assert!(snap.iter().all(|s| s.histogram.count == round));
+        }
+        assert_eq!(f.overflowed(), 0);
+    }
+
+    #[test]
+    fn concurrent_first_observations_insert_each_label_set_once() {
+        let f: HistogramFamily<u32> = HistogramFamily::new(10_000);
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let f = &f;
+                scope.spawn(move || {
+                    // Each thread walks the keys in a different order, so inserts, growth and
+                    // lookups interleave.
+                    for i in 0..2_000u32 {
+                        let k = if t % 2 == 0 { i } else { 1_999 - i };
+                        f.observe(k % 700, ms(1), None);
+                    }
+                });
+            }
+        });
+        let snap = f.snapshot();
+        assert_eq!(snap.len(), 700);
+        let total: u64 = snap.iter().map(|s| s.histogram.count).sum();
+        assert_eq!(total, 4 * 2_000);
+        let mut keys: Vec<u32> = snap
+            .iter()
+            .map(|s| match s.series {
+                Series::Labels(k) => k,
+                Series::Overflow => panic!("no overflow expected"),
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 700);
     }
 
     #[test]
