@@ -64,6 +64,10 @@ pub enum ResponseHeader {
 }
 
 /// What the server layer records beyond the defaults, off unless configured.
+///
+/// Held inline, not behind an `Arc`: axum clones the route's service for every request, and an
+/// `Arc` would cost two atomic read-modify-writes per request. Cloning this is a copy unless
+/// request headers are configured.
 #[derive(Clone, Default)]
 pub(crate) struct Settings {
     pub(crate) metrics: Option<&'static Metrics>,
@@ -71,7 +75,7 @@ pub(crate) struct Settings {
     pub(crate) sampler: Option<Sampler>,
     pub(crate) scheme: Option<UrlScheme>,
     pub(crate) response_header: ResponseHeader,
-    pub(crate) request_headers: Vec<HeaderName>,
+    pub(crate) request_headers: Option<Arc<[HeaderName]>>,
     pub(crate) record_query: bool,
 }
 
@@ -115,7 +119,7 @@ impl fmt::Debug for Settings {
 #[derive(Clone)]
 pub struct ServerLayer<R = NoRoute> {
     route: R,
-    settings: Arc<Settings>,
+    settings: Settings,
 }
 
 impl fmt::Debug for ServerLayer<NoRoute> {
@@ -131,7 +135,7 @@ impl ServerLayer<NoRoute> {
     pub fn new() -> Self {
         ServerLayer {
             route: NoRoute,
-            settings: Arc::new(Settings::default()),
+            settings: Settings::default(),
         }
     }
 }
@@ -144,7 +148,7 @@ impl Default for ServerLayer<NoRoute> {
 
 impl<R> ServerLayer<R> {
     fn settings_mut(&mut self) -> &mut Settings {
-        Arc::make_mut(&mut self.settings)
+        &mut self.settings
     }
 
     /// Uses `route` to find each request's route template.
@@ -241,7 +245,8 @@ impl<R> ServerLayer<R> {
     /// # let _ = layer;
     /// ```
     pub fn record_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.settings_mut().request_headers = names.into_iter().collect();
+        let names: Arc<[HeaderName]> = names.into_iter().collect();
+        self.settings_mut().request_headers = (!names.is_empty()).then_some(names);
         self
     }
 
@@ -286,7 +291,7 @@ impl<S, R: Clone> Layer<S> for ServerLayer<R> {
 pub struct ServerService<S, R = NoRoute> {
     inner: S,
     route: R,
-    settings: Arc<Settings>,
+    settings: Settings,
 }
 
 impl<S: fmt::Debug, R> fmt::Debug for ServerService<S, R> {
@@ -321,7 +326,7 @@ where
                 state: None,
             };
         }
-        let settings = &*self.settings;
+        let settings = &self.settings;
         let metrics = settings.metrics.unwrap_or_else(Metrics::global);
         let method = HttpMethod::from(request.method());
         let scheme = match request.uri().scheme_str() {
@@ -430,7 +435,7 @@ fn start_server_span<B>(
         method,
         scheme,
         route,
-        &settings.request_headers,
+        settings.request_headers.as_deref().unwrap_or_default(),
         settings.record_query,
     );
     let span = tracer
