@@ -134,6 +134,7 @@ pub fn init(config: Config) -> Result<Guard, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     install_propagator(&config);
+    crate::clock::calibrate();
     // Metrics first: the layers record into the global registry from the first request, and
     // trace::install builds the status page, whose builder reads the global registry.
     // A registry already created (by a layer used before init) keeps its configuration.

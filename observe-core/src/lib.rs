@@ -7,6 +7,7 @@
 //! See `docs/DESIGN.md` in the repository for the architecture and the rules of the hot path.
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod counters;

@@ -441,3 +441,29 @@ fn a_handler_panic_is_recorded_as_a_500_with_error_type_panic() {
         "the context is restored while unwinding"
     );
 }
+
+/// The request clock (TSC-based where available) measures real time: a handler that sleeps
+/// 60 ms is recorded as at least 60 ms, in the bucket the sleep puts it in or a later one.
+#[tokio::test]
+async fn recorded_duration_covers_the_time_the_handler_took() {
+    let metrics = fresh_metrics();
+    let svc = ServerLayer::new()
+        .metrics(metrics)
+        .layer(service_fn(|_req: Request<()>| async {
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+    let started = std::time::Instant::now();
+    svc.oneshot(request(None)).await.unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let snapshot = metrics.http_server().snapshot();
+    let histogram = &snapshot[0].histogram;
+    assert_eq!(histogram.count, 1);
+    assert!(
+        histogram.sum >= 0.060 && histogram.sum <= wall + 0.001,
+        "recorded {} s for a 60 ms sleep that took {wall} s in all",
+        histogram.sum
+    );
+    // Buckets 0..=3 end at 5, 10, 25 and 50 ms: a 60 ms request is never counted there.
+    assert_eq!(histogram.cumulative()[3], 0, "{histogram:?}");
+}

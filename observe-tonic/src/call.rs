@@ -5,9 +5,9 @@
 //! that — as `CANCELLED`. Ending records the duration histogram, ends the span (sampled calls)
 //! and lowers the active-calls gauge.
 
+use observe_core::clock::Instant;
 use std::borrow::Cow;
 use std::fmt;
-use std::time::Instant;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response};

@@ -97,6 +97,8 @@ impl<S> Layer<S> for ClientLayer {
     type Service = ClientService<S>;
 
     fn layer(&self, inner: S) -> ClientService<S> {
+        // At service construction, so that no request pays for calibrating the clock.
+        observe_core::clock::calibrate();
         ClientService {
             inner,
             settings: self.settings.clone(),

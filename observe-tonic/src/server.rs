@@ -113,6 +113,8 @@ impl<S> Layer<S> for ServerLayer {
     type Service = ServerService<S>;
 
     fn layer(&self, inner: S) -> ServerService<S> {
+        // At service construction, so that no request pays for calibrating the clock.
+        observe_core::clock::calibrate();
         ServerService {
             inner,
             settings: self.settings.clone(),

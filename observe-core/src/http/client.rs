@@ -15,7 +15,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Request, Response};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
@@ -24,6 +23,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::attributes;
+use crate::clock::{self, Instant};
 use crate::context::RequestContext;
 use crate::metrics::{
     ErrorType, Exemplar, HttpClientLabels, HttpMethod, Metrics, ServerAddress, UrlScheme,
@@ -105,6 +105,8 @@ impl<S> Layer<S> for ClientLayer {
     type Service = ClientService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // At client construction, so that no request pays for calibrating the clock.
+        clock::calibrate();
         ClientService {
             inner,
             settings: self.settings.clone(),

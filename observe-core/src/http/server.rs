@@ -24,7 +24,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
@@ -34,6 +33,7 @@ use tower_service::Service;
 
 use super::attributes;
 use super::route::{NoRoute, RouteExtractor};
+use crate::clock::{self, Instant};
 use crate::context::RequestContext;
 use crate::metrics::{
     ErrorType, Exemplar, HttpMethod, HttpServerLabels, InFlight, Metrics, Route, UrlScheme,
@@ -269,6 +269,8 @@ impl<S, R: Clone> Layer<S> for ServerLayer<R> {
     type Service = ServerService<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // At router construction, so that no request pays for calibrating the clock.
+        clock::calibrate();
         ServerService {
             inner,
             route: self.route.clone(),
