@@ -19,10 +19,12 @@
 //! while the body streams is therefore not counted as cancelled; one that disconnects before
 //! the head is ready is (`error_type="cancelled"`).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
@@ -428,10 +430,7 @@ fn start_server_span<B>(
         ),
         None => opentelemetry::Context::new(),
     };
-    let name = match route {
-        Some(route) => format!("{} {}", method.as_str(), route.as_str()),
-        None => method.as_str().to_owned(),
-    };
+    let name = span_name(method, route);
     let attributes = attributes::server_request(
         request,
         method,
@@ -446,6 +445,41 @@ fn start_server_span<B>(
         .with_attributes(attributes)
         .start_with_context(tracer, &parent_cx);
     parent_cx.with_span(span)
+}
+
+/// Distinct `"{method} {route}"` span names kept; past it, names are formatted per span.
+const MAX_SPAN_NAMES: usize = 4096;
+
+/// The server span's name, `"{method} {route}"` (or the method alone), built once per pair and
+/// then borrowed: a sampled request does not format and allocate its name. Bounded: methods
+/// are an enum and routes are interned templates, and past [`MAX_SPAN_NAMES`] pairs a name is
+/// formatted per span as before.
+fn span_name(method: HttpMethod, route: Option<Route>) -> Cow<'static, str> {
+    type Names = HashMap<(HttpMethod, Route), &'static str, foldhash::fast::RandomState>;
+    static NAMES: LazyLock<RwLock<Names>> = LazyLock::new(Default::default);
+    let Some(route) = route else {
+        return Cow::Borrowed(method.as_str());
+    };
+    let key = (method, route);
+    if let Some(name) = NAMES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Cow::Borrowed(name);
+    }
+    let name = format!("{} {}", method.as_str(), route.as_str());
+    let mut names = NAMES.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(name) = names.get(&key) {
+        return Cow::Borrowed(name);
+    }
+    if names.len() >= MAX_SPAN_NAMES {
+        return Cow::Owned(name);
+    }
+    // Leaked on purpose, once per pair: the map bounds how many there can be.
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(key, name);
+    Cow::Borrowed(name)
 }
 
 /// What a request still owes the metrics until it completes (taken exactly once).
