@@ -118,6 +118,38 @@ pub fn bench_in_process(group: &mut Group<'_>, row: &Row) {
     });
 }
 
+/// The in-process rows whose ratios the goals are about, timed in turns: `rounds` rounds, each
+/// timing a batch of `batch` requests through every row, the rows' order rotated each round.
+/// Returns nanoseconds per request, `[round][row]`.
+///
+/// criterion times each row in its own few seconds, so a shared machine that slows down for a
+/// while skews one row against another; rows timed side by side, many times, see the same
+/// machine, and a median over rounds (of each row, and of each round's ratio) shrugs off the
+/// rounds a neighbour disturbed.
+pub fn interleaved(rows: &[&Row], rounds: usize, batch: u64) -> Vec<Vec<f64>> {
+    let rts: Vec<_> = rows.iter().map(|_| app::current_thread_runtime()).collect();
+    for (row, rt) in rows.iter().zip(&rts) {
+        row.with_dispatch(|| {
+            app::run_in_process(rt, &row.router, app::PATH, row.traceparent, batch)
+        });
+    }
+    (0..rounds)
+        .map(|round| {
+            let mut ns = vec![0.0; rows.len()];
+            for k in 0..rows.len() {
+                let i = (k + round) % rows.len();
+                let (row, rt) = (rows[i], &rts[i]);
+                ns[i] = row.with_dispatch(|| {
+                    let start = std::time::Instant::now();
+                    app::run_in_process(rt, &row.router, app::PATH, row.traceparent, batch);
+                    start.elapsed().as_nanos() as f64 / batch as f64
+                });
+            }
+            ns
+        })
+        .collect()
+}
+
 /// Loopback HTTP/1.1: a hyper client on one keep-alive connection, the server on its own thread.
 /// Allocations are counted over all threads (client + server) per request.
 pub fn bench_loopback(group: &mut Group<'_>, row: &Row) {

@@ -88,3 +88,21 @@ pub fn alloc_fields(per: &crate::alloc::PerOp) -> Map<String, Value> {
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
+
+/// Writes `group/observe-interleaved.json`: the row ids and, per round, each row's nanoseconds
+/// per request (see [`crate::interleaved`]). Does nothing outside a real bench run.
+pub fn record_interleaved(group: &str, ids: &[&str], batch: u64, ns: &[Vec<f64>]) {
+    if !is_bench_run() {
+        return;
+    }
+    let dir = criterion_dir().join(dir_name(group));
+    let value = serde_json::json!({ "ids": ids, "batch": batch, "ns": ns });
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            dir.join("observe-interleaved.json"),
+            serde_json::to_vec_pretty(&value).expect("json"),
+        )
+    }) {
+        eprintln!("observe-benches: cannot write {}: {e}", dir.display());
+    }
+}
