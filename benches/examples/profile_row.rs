@@ -8,7 +8,7 @@
 //! ```
 //! Run it with two values of N and divide the difference in instructions by the difference in
 //! N to remove start-up. Rows: `bare`, `noop`, `observe_metrics`, `observe_full_unsampled`,
-//! `observe_sampled`.
+//! `observe_full_unsampled_info` (one JSON line per request, to `io::sink`), `observe_sampled`.
 
 use std::sync::OnceLock;
 
@@ -42,7 +42,7 @@ fn tracer() -> &'static opentelemetry_sdk::trace::SdkTracer {
     })
 }
 
-fn subscriber() -> Dispatch {
+fn subscriber(level: &str) -> Dispatch {
     let json = observe_core::logs::JsonLayer::builder()
         .service_name("profile")
         .writer(std::io::sink)
@@ -54,7 +54,7 @@ fn subscriber() -> Dispatch {
         }));
     Dispatch::new(
         tracing_subscriber::registry()
-            .with(tracing_subscriber::EnvFilter::new("warn"))
+            .with(tracing_subscriber::EnvFilter::new(level))
             .with(json)
             .with(otel),
     )
@@ -80,12 +80,17 @@ fn main() {
         "observe_full_unsampled" => (
             logged().layer(observe_axum::layer().tracer(tracer())),
             app::TRACEPARENT_UNSAMPLED,
-            Some(subscriber()),
+            Some(subscriber("warn")),
+        ),
+        "observe_full_unsampled_info" => (
+            logged().layer(observe_axum::layer().tracer(tracer())),
+            app::TRACEPARENT_UNSAMPLED,
+            Some(subscriber("info")),
         ),
         "observe_sampled" => (
             logged().layer(observe_axum::layer().tracer(tracer())),
             app::TRACEPARENT_SAMPLED,
-            Some(subscriber()),
+            Some(subscriber("warn")),
         ),
         other => panic!("unknown row {other}"),
     };

@@ -266,6 +266,33 @@ mod tests {
     }
 
     #[test]
+    fn special_characters_are_escaped_at_every_offset() {
+        // Each special character after 0..=17 plain bytes, so escapes land at every offset.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{7f}", "\u{2028}", "€"] {
+            for pad in 0..18 {
+                let plain = "p".repeat(pad);
+                let s = format!("{plain}{special}{plain}");
+                let want = format!("\"{}\"", esc_bytewise(&s));
+                assert_eq!(esc(&s), want, "{special:?} after {pad} bytes");
+            }
+        }
+    }
+
+    /// The reference: one character at a time.
+    fn esc_bytewise(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '"' => "\\\"".to_owned(),
+                '\\' => "\\\\".to_owned(),
+                '\n' => "\\n".to_owned(),
+                '\u{2028}' => "\\u2028".to_owned(),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
     fn escapes_everything_json_and_js_need() {
         assert_eq!(esc("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(esc("\n\r\t\u{8}\u{c}"), r#""\n\r\t\b\f""#);
