@@ -3,6 +3,7 @@
 //! The calendar conversion is done by hand (days since the epoch to a proleptic Gregorian
 //! date) so that formatting a log line needs neither a date crate nor an allocation.
 
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of a formatted timestamp: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -28,19 +29,40 @@ pub fn format_unix(secs: u64, micros: u32) -> [u8; LEN] {
     } else {
         (secs, micros.min(999_999))
     };
+    // Lines logged within the same second (every busy service) share the date and time of day:
+    // each thread keeps the last second it formatted, so a line formats only its microseconds.
+    thread_local! {
+        static LAST: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
+    let prefix = LAST
+        .try_with(|last| match last.get() {
+            (s, prefix) if s == secs => prefix,
+            _ => {
+                let prefix = format_secs(secs);
+                last.set((secs, prefix));
+                prefix
+            }
+        })
+        .unwrap_or_else(|_| format_secs(secs));
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    out[..19].copy_from_slice(&prefix);
+    put(&mut out[20..26], u64::from(micros));
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time in seconds (at most [`MAX_SECS`]).
+fn format_secs(secs: u64) -> [u8; 19] {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
     let (h, m, s) = (rem / 3600, (rem / 60) % 60, rem % 60);
-
-    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut out = *b"0000-00-00T00:00:00";
     put(&mut out[0..4], year);
     put(&mut out[5..7], month);
     put(&mut out[8..10], day);
     put(&mut out[11..13], h);
     put(&mut out[14..16], m);
     put(&mut out[17..19], s);
-    put(&mut out[20..26], u64::from(micros));
     out
 }
 
@@ -154,6 +176,19 @@ mod tests {
                 };
             }
             assert_eq!(civil_from_days(d), expect, "day {d}");
+        }
+    }
+
+    /// The per-thread cache of the last second never serves a stale date or time.
+    #[test]
+    fn alternating_seconds_are_formatted_afresh() {
+        let a = 1_700_000_000; // 2023-11-14T22:13:20
+        let b = 951_825_600; // 2000-02-29T12:00:00
+        for _ in 0..3 {
+            assert_eq!(&format_unix(a, 1), b"2023-11-14T22:13:20.000001Z");
+            assert_eq!(&format_unix(a, 2), b"2023-11-14T22:13:20.000002Z");
+            assert_eq!(&format_unix(b, 3), b"2000-02-29T12:00:00.000003Z");
+            assert_eq!(&format_unix(a + 1, 4), b"2023-11-14T22:13:21.000004Z");
         }
     }
 
