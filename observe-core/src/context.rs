@@ -125,10 +125,21 @@ fn decode_hex8(word: u64) -> Option<u32> {
     Some((packed | (packed >> 16)) as u32)
 }
 
+/// Every byte's two lowercase hex digits: a log line writes 24 bytes of ids as hex, so one
+/// lookup per byte rather than two nibble lookups and shifts.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
+    }
+    t
+};
+
 fn encode_lower_hex(src: &[u8], out: &mut [u8]) {
-    for (i, b) in src.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0x0f) as usize];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(src) {
+        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
     }
 }
 
