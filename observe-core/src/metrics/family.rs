@@ -10,7 +10,7 @@
 //! insert mutex of one family while it copies counters; recording goes on meanwhile.
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -283,6 +283,10 @@ pub(crate) struct HistogramFamily<K> {
     hasher: foldhash::fast::RandomState,
     overflow: HistogramSeries,
     overflowed: AtomicU64,
+    /// Label sets held, written under the insert mutex: once it reaches `limit`, a new label set
+    /// goes to the overflow series without taking the mutex (a flood of new label sets must not
+    /// queue every request on one lock).
+    len: AtomicUsize,
     limit: usize,
 }
 
@@ -362,6 +366,7 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             hasher: foldhash::fast::RandomState::default(),
             overflow: HistogramSeries::default(),
             overflowed: AtomicU64::new(0),
+            len: AtomicUsize::new(0),
             limit,
         }
     }
@@ -393,6 +398,14 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         let hash = self.hasher.hash_one(key);
         match self.find(&key, hash) {
             Some(series) => series.observe(elapsed, exemplar),
+            None if self.len.load(Ordering::Acquire) >= self.limit => {
+                // Full. The Acquire pairs with the Release in `insert_and_observe`: a label set
+                // inserted as the last one is visible now, so look once more before overflowing.
+                match self.find(&key, hash) {
+                    Some(series) => series.observe(elapsed, exemplar),
+                    None => self.observe_overflow(elapsed, exemplar),
+                }
+            }
             None => self.insert_and_observe(key, hash, elapsed, exemplar),
         }
     }
@@ -430,6 +443,8 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             // SAFETY: as above.
             unsafe { &*current }.insert(hash, entry);
         }
+        // After the entry is in the table: see the Acquire in `observe`.
+        self.len.store(writer.entries.len(), Ordering::Release);
         // SAFETY: just made, freed only in `Drop`.
         unsafe { &*entry }.series.observe(elapsed, ex);
     }
@@ -443,11 +458,7 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
 
     /// Label sets held (not counting the overflow series).
     pub(crate) fn len(&self) -> usize {
-        self.writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entries
-            .len()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Observations that went to the overflow series.
@@ -575,6 +586,36 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), 700);
+    }
+
+    #[test]
+    fn concurrent_recording_past_the_limit_loses_nothing() {
+        let f: HistogramFamily<u32> = HistogramFamily::new(50);
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let f = &f;
+                scope.spawn(move || {
+                    for i in 0..1_000u32 {
+                        f.observe((i * 7 + t) % 200, ms(1), None);
+                    }
+                });
+            }
+        });
+        let snap = f.snapshot();
+        let in_series: u64 = snap
+            .iter()
+            .filter(|s| s.series != Series::Overflow)
+            .map(|s| s.histogram.count)
+            .sum();
+        assert_eq!(f.len(), 50);
+        assert_eq!(snap.len(), 51, "50 label sets and the overflow series");
+        assert_eq!(
+            in_series + f.overflowed(),
+            4_000,
+            "every observation counted once"
+        );
+        let overflow = snap.iter().find(|s| s.series == Series::Overflow).unwrap();
+        assert_eq!(overflow.histogram.count, f.overflowed());
     }
 
     #[test]
