@@ -435,10 +435,14 @@ fn exemplar_to_trace(stack: &Stack, runbook: &str, job: &str) -> (String, Value)
             .into_iter()
             .filter(|s| s["trace_id"] == trace_id.as_str())
             .collect();
-        let has_backend = trace
-            .iter()
-            .any(|s| s["resource"]["service.name"] == "tour-backend");
-        if has_backend || Instant::now() > deadline {
+        // Each service exports on its own batch schedule: wait for both server spans, not
+        // only the first to arrive.
+        let has = |service: &str| {
+            trace
+                .iter()
+                .any(|s| s["resource"]["service.name"] == service && s["kind"] == "server")
+        };
+        if (has("tour-backend") && has("tour-gateway")) || Instant::now() > deadline {
             break trace;
         }
         std::thread::sleep(Duration::from_millis(100));
