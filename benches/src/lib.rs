@@ -96,26 +96,36 @@ pub fn bench_in_process(group: &mut Group<'_>, row: &Row) {
     let rt = app::current_thread_runtime();
     row.with_dispatch(|| {
         app::assert_ok(&rt, &row.router, app::PATH, row.traceparent, row.id);
-        let n = alloc_ops();
-        app::run_in_process(&rt, &row.router, app::PATH, row.traceparent, n);
-        let per = alloc::measure(n, |n| {
-            app::run_in_process(&rt, &row.router, app::PATH, row.traceparent, n)
-        });
-        report::record(
-            group.name,
-            row.id,
-            row.label,
-            row.order,
-            report::alloc_fields(&per),
-        );
-        group.inner.bench_function(row.id, |b| {
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                app::run_in_process(&rt, &row.router, app::PATH, row.traceparent, iters);
-                start.elapsed()
-            })
+        count_then_time(group, row.id, row.label, row.order, |n| {
+            time_in_process(&rt, row, n)
         });
     });
+}
+
+/// Sends `n` requests through `row`'s router on `rt`; returns how long they took.
+fn time_in_process(rt: &tokio::runtime::Runtime, row: &Row, n: u64) -> Duration {
+    let start = std::time::Instant::now();
+    app::run_in_process(rt, &row.router, app::PATH, row.traceparent, n);
+    start.elapsed()
+}
+
+/// What every request-path row does: `run(n)` sends `n` requests and returns how long they
+/// took. Warms up with [`alloc_ops`] requests, counts the allocations of as many more (outside
+/// any timing) into the side-car of `id`, then lets criterion time `run`.
+fn count_then_time(
+    group: &mut Group<'_>,
+    id: &str,
+    label: &str,
+    order: u32,
+    mut run: impl FnMut(u64) -> Duration,
+) {
+    let n = alloc_ops();
+    run(n);
+    let per = alloc::measure(n, |n| {
+        run(n);
+    });
+    report::record(group.name, id, label, order, report::alloc_fields(&per));
+    group.inner.bench_function(id, |b| b.iter_custom(&mut run));
 }
 
 /// The in-process rows whose ratios the goals are about, timed in turns: `rounds` rounds, each
@@ -129,9 +139,7 @@ pub fn bench_in_process(group: &mut Group<'_>, row: &Row) {
 pub fn interleaved(rows: &[&Row], rounds: usize, batch: u64) -> Vec<Vec<f64>> {
     let rts: Vec<_> = rows.iter().map(|_| app::current_thread_runtime()).collect();
     for (row, rt) in rows.iter().zip(&rts) {
-        row.with_dispatch(|| {
-            app::run_in_process(rt, &row.router, app::PATH, row.traceparent, batch)
-        });
+        row.with_dispatch(|| time_in_process(rt, row, batch));
     }
     (0..rounds)
         .map(|round| {
@@ -140,9 +148,7 @@ pub fn interleaved(rows: &[&Row], rounds: usize, batch: u64) -> Vec<Vec<f64>> {
                 let i = (k + round) % rows.len();
                 let (row, rt) = (rows[i], &rts[i]);
                 ns[i] = row.with_dispatch(|| {
-                    let start = std::time::Instant::now();
-                    app::run_in_process(rt, &row.router, app::PATH, row.traceparent, batch);
-                    start.elapsed().as_nanos() as f64 / batch as f64
+                    time_in_process(rt, row, batch).as_nanos() as f64 / batch as f64
                 });
             }
             ns
@@ -162,24 +168,10 @@ pub fn bench_loopback(group: &mut Group<'_>, row: &Row) {
         "row {} over loopback answered {status}",
         row.id
     );
-    let n = alloc_ops();
-    client.run(row.traceparent, n);
-    let per = alloc::measure(n, |n| {
+    count_then_time(group, row.id, row.label, row.order, |n| {
+        let start = std::time::Instant::now();
         client.run(row.traceparent, n);
-    });
-    report::record(
-        group.name,
-        row.id,
-        row.label,
-        row.order,
-        report::alloc_fields(&per),
-    );
-    group.inner.bench_function(row.id, |b| {
-        b.iter_custom(|iters| {
-            let start = std::time::Instant::now();
-            client.run(row.traceparent, iters);
-            start.elapsed()
-        })
+        start.elapsed()
     });
     drop(client);
     drop(server);
@@ -191,23 +183,11 @@ pub fn bench_threads(group: &mut Group<'_>, row: &Row, path: &'static str, k: us
     let rt = app::current_thread_runtime();
     row.with_dispatch(|| app::assert_ok(&rt, &row.router, path, row.traceparent, row.id));
     let hammer = app::Hammer::start(&row.router, path, row.traceparent, k, row.dispatch.clone());
-    let n = alloc_ops();
-    hammer.run(n);
-    let per = alloc::measure(n, |n| {
-        hammer.run(n);
-    });
     let id = format!("{}/{k}", row.id);
     let label = format!("{}, {k} thread{}", row.label, if k == 1 { "" } else { "s" });
-    report::record(
-        group.name,
-        &id,
-        &label,
-        row.order * 10 + k as u32,
-        report::alloc_fields(&per),
-    );
-    group
-        .inner
-        .bench_function(id, |b| b.iter_custom(|iters| hammer.run(iters)));
+    count_then_time(group, &id, &label, row.order * 10 + k as u32, |n| {
+        hammer.run(n)
+    });
 }
 
 /// A criterion group that remembers its name (for the side-car files).
