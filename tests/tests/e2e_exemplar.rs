@@ -6,21 +6,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use observe_tests::backend;
 use observe_tests::otlp::OtlpReceiver;
 use observe_tests::prometheus::{Prometheus, ScrapeJob};
 use observe_tests::services::{jq, TourOptions, TourServices};
 use serde_json::Value;
 
-fn start_tour(options: TourOptions) -> Option<TourServices> {
-    let Some(bin) = option_env!("CARGO_BIN_EXE_tour-service") else {
-        backend::missing(
-            "the tour-service binary (tests/src/bin/tour-service.rs)",
-            "build it with the tour example (branch tour)",
-        );
-        return None;
-    };
-    Some(TourServices::start(bin, options).unwrap_or_else(|e| panic!("{e}")))
+/// The tour's services, from this crate's own `tour-service` binary (built for every test).
+fn start_tour(options: TourOptions) -> TourServices {
+    TourServices::start(env!("CARGO_BIN_EXE_tour-service"), options)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -28,13 +22,11 @@ fn an_exemplar_leads_to_its_trace_and_to_exactly_its_log_lines() {
     let Some(receiver) = OtlpReceiver::start() else {
         return;
     };
-    let Some(mut tour) = start_tour(TourOptions {
+    let mut tour = start_tour(TourOptions {
         otlp_endpoint: Some(receiver.grpc_endpoint()),
         otlp_protocol: Some("grpc".into()),
         ..Default::default()
-    }) else {
-        return;
-    };
+    });
     let jobs = tour
         .metrics_targets()
         .into_iter()

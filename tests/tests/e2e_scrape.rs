@@ -18,15 +18,10 @@ const BOUNDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-fn start_tour(options: TourOptions) -> Option<TourServices> {
-    let Some(bin) = option_env!("CARGO_BIN_EXE_tour-service") else {
-        backend::missing(
-            "the tour-service binary (tests/src/bin/tour-service.rs)",
-            "build it with the tour example (branch tour)",
-        );
-        return None;
-    };
-    Some(TourServices::start(bin, options).unwrap_or_else(|e| panic!("{e}")))
+/// The tour's services, from this crate's own `tour-service` binary (built for every test).
+fn start_tour(options: TourOptions) -> TourServices {
+    TourServices::start(env!("CARGO_BIN_EXE_tour-service"), options)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The upper bound of the bucket an observation of `secs` falls in.
@@ -216,9 +211,7 @@ fn selects_failure_state(expr: &str) -> bool {
 
 #[test]
 fn prometheus_scrapes_the_tour_and_promql_matches_what_was_sent() {
-    let Some(mut tour) = start_tour(TourOptions::default()) else {
-        return;
-    };
+    let mut tour = start_tour(TourOptions::default());
     let targets = tour.metrics_targets();
     let services: Vec<String> = targets.iter().map(|(s, _)| s.clone()).collect();
     assert_eq!(
