@@ -23,7 +23,7 @@ use axum::Router;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
-use http_harness::{eventually, get as http_get};
+use http_harness::{eventually, get as http_get, serve};
 use observe_axum::TraceId;
 use observe_core::config::{BatchConfig, Config};
 use observe_core::http::ClientLayer;
@@ -96,20 +96,6 @@ fn shop_app(page: StatusPage, pricing: SocketAddr) -> Router {
         .layer(observe_axum::layer())
         .route("/observe", get(status.clone()))
         .route("/observe.json", get(status))
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
-    addr
 }
 
 /// Runs Chromium headless with `args` and the URL; its stdout, or a panic after 90 s.

@@ -7,8 +7,6 @@
 
 mod http_harness;
 
-use std::net::SocketAddr;
-
 use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
@@ -32,16 +30,7 @@ async fn init_enables_the_status_page_beside_metrics() {
         .route("/fail", get(fail))
         .merge(observe_axum::metrics_router())
         .layer(observe_axum::layer());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let addr = http_harness::serve(app).await;
 
     for id in 0..5 {
         let (status, _, _) = http_get(addr, &format!("/users/{id}"), &[]).await;
