@@ -62,27 +62,24 @@ fn json_log(c: &mut Criterion) {
         &Dispatch::new(fmt_json),
     );
 
-    let observe_json = tracing_subscriber::registry().with(
-        observe_core::logs::JsonLayer::builder()
-            .service_name("bench")
-            .writer(counting_sink as fn() -> CountingSink)
-            .build(),
+    let observe_json = Dispatch::new(
+        tracing_subscriber::registry().with(
+            observe_core::logs::JsonLayer::builder()
+                .service_name("bench")
+                .writer(counting_sink as fn() -> CountingSink)
+                .build(),
+        ),
     );
     bench_lines(
         &mut g,
         "observe_json",
         "observe `JsonLayer`",
         1,
-        &Dispatch::new(observe_json),
+        &observe_json,
     );
 
-    // Inside a request: the ids come from the request's context (unsampled, as most are).
-    let observe_in_request = tracing_subscriber::registry().with(
-        observe_core::logs::JsonLayer::builder()
-            .service_name("bench")
-            .writer(counting_sink as fn() -> CountingSink)
-            .build(),
-    );
+    // The same layer inside a request: the ids come from the request's context (unsampled, as
+    // most are).
     let cx = RequestContext::new(TraceId::random(), SpanId::random(), TraceFlags::default());
     let _cx = cx.enter();
     bench_lines(
@@ -90,7 +87,7 @@ fn json_log(c: &mut Criterion) {
         "observe_json_in_request",
         "observe `JsonLayer`, inside a request context (trace_id, span_id)",
         2,
-        &Dispatch::new(observe_in_request),
+        &observe_json,
     );
 
     g.finish();
