@@ -307,11 +307,13 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
             first: Some(line),
             more: false,
         } => traceparent_from_lines(std::iter::once(line.as_bytes())),
-        Lines { more: true, .. } => {
-            // Two traceparents cannot both be the parent: restart the trace.
-            counters::PROPAGATION_INVALID.inc();
-            None
-        }
+        // Several lines: the rule for them lives in `traceparent_from_lines`.
+        Lines { more: true, .. } => traceparent_from_lines(
+            headers
+                .get_all(TRACEPARENT)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        ),
     };
     // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
     let tracestate = match (traceparent, tracestate) {
