@@ -37,7 +37,7 @@ use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlSc
 /// absent, and the layer sets `error: Some(ErrorType::Cancelled)` (with `error: None`, a
 /// missing response is recorded as `error_type="_OTHER"`). When `error` is `None` and `status`
 /// is 5xx, `error_type` is set to the status code, as semantic conventions ask.
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct HttpServerLabels {
     /// `http_request_method`.
     pub method: HttpMethod,
@@ -49,6 +49,26 @@ pub struct HttpServerLabels {
     pub status: u16,
     /// `error_type`, only on failure.
     pub error: Option<ErrorType>,
+}
+
+// Hashed on every request: the small fields packed into one word, then the route's stored
+// hash, rather than one hasher call per field (equal label sets still hash equally).
+impl std::hash::Hash for HttpServerLabels {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let small = self.method as u64
+            | (self.scheme as u64) << 8
+            | u64::from(self.status) << 16
+            | u64::from(self.route.is_some()) << 32
+            | u64::from(self.error.is_some()) << 33;
+        state.write_u64(small);
+        if let Some(route) = self.route {
+            route.hash(state);
+        }
+        if let Some(error) = self.error {
+            error.hash(state);
+        }
+    }
 }
 
 impl HttpServerLabels {

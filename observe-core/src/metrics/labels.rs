@@ -2,7 +2,7 @@
 //! label set never allocates.
 //!
 //! Free-form values (HTTP route templates, gRPC method names, upstream host names) are interned
-//! once into `&'static str`. The interner is bounded: past [`MAX_INTERNED`] distinct strings per
+//! once (the string and a hash of it). The interner is bounded: past [`MAX_INTERNED`] distinct strings per
 //! kind (or for strings longer than [`MAX_INTERNED_LEN`] bytes) `intern` returns the `_OTHER`
 //! value and counts the event in `observe_metric_overflow_total`, so a caller that mistakenly
 //! interns raw paths cannot grow memory without bound.
@@ -15,8 +15,9 @@
 //! ```
 
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::{LazyLock, PoisonError, RwLock};
 
 use crate::context::{RequestContext, SpanId, TraceId};
@@ -29,60 +30,100 @@ pub const MAX_INTERNED_LEN: usize = 512;
 /// The value semantic conventions use for anything outside a known, bounded set.
 pub const OTHER: &str = "_OTHER";
 
+/// One interned value: the string and a hash of its content, both computed once.
+///
+/// Label sets hash and compare interned values on every request; hashing a stored `u64` and
+/// comparing addresses first is what keeps that lookup from reading the route's bytes.
+#[derive(Debug)]
+pub(crate) struct Interned {
+    s: &'static str,
+    hash: u64,
+}
+
+impl Interned {
+    const fn new(s: &'static str) -> Self {
+        Interned {
+            s,
+            hash: content_hash(s),
+        }
+    }
+}
+
+/// FNV-1a over the bytes: `const`, so `_OTHER` gets its hash at compile time. Only ever fed
+/// into a table's own hasher, which mixes it with that table's random seed.
+const fn content_hash(s: &str) -> u64 {
+    let bytes = s.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// `_OTHER`, for every interned kind.
+static OTHER_INTERNED: Interned = Interned::new(OTHER);
+
 struct Interner {
     // foldhash rather than SipHash: this lookup runs on every request, and the set is bounded
     // (MAX_INTERNED) and filled from route templates, not from attacker-chosen strings.
-    set: RwLock<HashSet<&'static str, foldhash::fast::RandomState>>,
+    map: RwLock<HashMap<&'static str, &'static Interned, foldhash::fast::RandomState>>,
 }
 
 impl Interner {
     fn new() -> Self {
         Interner {
-            set: RwLock::new(HashSet::default()),
+            map: RwLock::new(HashMap::default()),
         }
     }
 
     /// The interned copy of `s`, or `None` when the interner is full or `s` is too long.
-    fn intern(&self, s: &str) -> Option<&'static str> {
+    fn intern(&self, s: &str) -> Option<&'static Interned> {
         if s.len() > MAX_INTERNED_LEN {
             return None;
         }
+        if s == OTHER {
+            return Some(&OTHER_INTERNED);
+        }
         if let Some(found) = self
-            .set
+            .map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(s)
         {
             return Some(found);
         }
-        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = set.get(s) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = map.get(s) {
             return Some(found);
         }
-        if set.len() >= MAX_INTERNED {
+        if map.len() >= MAX_INTERNED {
             return None;
         }
-        // Leaked on purpose: an interned value lives as long as the process, and the set
+        // Leaked on purpose: an interned value lives as long as the process, and the map
         // bounds how many there can be.
         let leaked: &'static str = Box::leak(Box::<str>::from(s));
-        set.insert(leaked);
-        Some(leaked)
+        let interned: &'static Interned = Box::leak(Box::new(Interned::new(leaked)));
+        map.insert(leaked, interned);
+        Some(interned)
     }
 
     fn len(&self) -> usize {
-        self.set
+        self.map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
 }
 
-fn intern_or_other(interner: &Interner, s: &str) -> &'static str {
+fn intern_or_other(interner: &Interner, s: &str) -> &'static Interned {
     match interner.intern(s) {
         Some(v) => v,
         None => {
             crate::counters::METRIC_OVERFLOW.inc();
-            OTHER
+            &OTHER_INTERNED
         }
     }
 }
@@ -97,7 +138,7 @@ const CACHE_SLOTS: usize = 16;
 /// `MatchedPath` is an `Arc<str>` cloned per request), so its address finds the slot without
 /// hashing the bytes or taking the interner's lock. Comparing the bytes means a reused address
 /// or two strings sharing a slot can cost a miss, never a wrong value.
-struct LocalCache([Cell<Option<&'static str>>; CACHE_SLOTS]);
+struct LocalCache([Cell<Option<&'static Interned>>; CACHE_SLOTS]);
 
 impl LocalCache {
     const fn new() -> Self {
@@ -105,11 +146,11 @@ impl LocalCache {
     }
 
     #[inline]
-    fn get_or(&self, s: &str, intern: impl FnOnce() -> &'static str) -> &'static str {
+    fn get_or(&self, s: &str, intern: impl FnOnce() -> &'static Interned) -> &'static Interned {
         let addr = s.as_ptr() as usize;
         let slot = &self.0[((addr >> 4) ^ (addr >> 12)) % CACHE_SLOTS];
         match slot.get() {
-            Some(cached) if cached == s => cached,
+            Some(cached) if cached.s == s => cached,
             _ => {
                 let interned = intern();
                 slot.set(Some(interned));
@@ -126,12 +167,12 @@ static SERVER_ADDRESSES: LazyLock<Interner> = LazyLock::new(Interner::new);
 macro_rules! interned {
     ($(#[$doc:meta])* $name:ident, $interner:ident) => {
         $(#[$doc])*
-        #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(&'static str);
+        #[derive(Copy, Clone)]
+        pub struct $name(&'static Interned);
 
         impl $name {
             /// The `_OTHER` value.
-            pub const OTHER: $name = $name(OTHER);
+            pub const OTHER: $name = $name(&OTHER_INTERNED);
 
             /// The interned value for `s`: a lookup under a read lock when `s` was seen before
             /// (no allocation), one leaked copy the first time. `_OTHER` when the interner is
@@ -145,8 +186,9 @@ macro_rules! interned {
             }
 
             /// The label value.
+            #[inline]
             pub fn as_str(&self) -> &'static str {
-                self.0
+                self.0.s
             }
 
             /// How many distinct values are interned (process-wide).
@@ -155,15 +197,46 @@ macro_rules! interned {
             }
         }
 
+        // Equal values are almost always the same interned record: compare addresses first,
+        // and hash the stored content hash, never the bytes.
+        impl PartialEq for $name {
+            #[inline]
+            fn eq(&self, other: &Self) -> bool {
+                std::ptr::eq(self.0, other.0)
+                    || (self.0.hash == other.0.hash && self.0.s == other.0.s)
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl Hash for $name {
+            #[inline]
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                state.write_u64(self.0.hash);
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.0.s.cmp(other.0.s)
+            }
+        }
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), self.0.s)
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.0)
+                f.write_str(self.0.s)
             }
         }
     };
@@ -524,6 +597,29 @@ impl Exemplar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    /// Equal content means equal values and equal hashes, whichever record holds it: the
+    /// `_OTHER` constant, an interned `"_OTHER"`, and the overflow value are one label value.
+    #[test]
+    fn equality_and_hash_follow_content() {
+        let hasher = foldhash::fast::RandomState::default();
+        assert_eq!(Route::intern(OTHER), Route::OTHER);
+        assert_eq!(Route::intern(&"x".repeat(MAX_INTERNED_LEN + 1)), Route::OTHER);
+        let a = Route::intern("/eq-test/{id}");
+        let b = Route::intern(&String::from("/eq-test/{id}"));
+        assert_eq!(a, b);
+        assert_eq!(hasher.hash_one(a), hasher.hash_one(b));
+        // Two records with the same content (not something interning produces, but the
+        // comparison must not depend on it).
+        let twin = Route(Box::leak(Box::new(Interned::new(
+            Box::leak(String::from("/eq-test/{id}").into_boxed_str()),
+        ))));
+        assert_eq!(a, twin);
+        assert_eq!(hasher.hash_one(a), hasher.hash_one(twin));
+        assert_ne!(a, Route::intern("/eq-test/{other}"));
+        assert!(Route::intern("/a") < Route::intern("/b"));
+    }
 
     /// The per-thread cache is found by address: the same buffer holding another template
     /// (an address reused after a router is dropped, say) must give the other template.
