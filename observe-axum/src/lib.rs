@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use observe_core::context::RequestContext;
-use observe_core::http::{RouteExtractor, ServerLayer};
+use observe_core::http::{RouteExtractor, Routed, ServerLayer};
 use observe_core::metrics::{Metrics, Route};
 
 pub use observe_core;
@@ -72,13 +72,25 @@ impl RouteExtractor for MatchedPathRoute {
         request
             .extensions()
             .get::<MatchedPath>()
-            .is_some_and(|path| {
-                let path = path.as_str();
-                path == METRICS_PATH
-                    || observe_core::status::global()
-                        .is_some_and(|page| path == page.path() || path == page.json_path())
-            })
+            .is_some_and(|path| is_observe_path(path.as_str()))
     }
+
+    /// One extension lookup for both questions.
+    #[inline]
+    fn routed<B>(&self, request: &http::Request<B>) -> Routed {
+        match request.extensions().get::<MatchedPath>() {
+            Some(path) if is_observe_path(path.as_str()) => Routed::Skip,
+            Some(path) => Routed::Measure(Some(Route::intern(path.as_str()))),
+            None => Routed::Measure(None),
+        }
+    }
+}
+
+/// The paths observe itself serves: `/metrics` and the status page.
+fn is_observe_path(path: &str) -> bool {
+    path == METRICS_PATH
+        || observe_core::status::global()
+            .is_some_and(|page| path == page.path() || path == page.json_path())
 }
 
 /// The path [`metrics_router`] serves, which [`layer()`] never measures.

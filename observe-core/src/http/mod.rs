@@ -23,5 +23,5 @@ pub mod route;
 pub mod server;
 
 pub use client::{ClientLayer, ClientResponseFuture, ClientService};
-pub use route::{NoRoute, RouteExtractor};
+pub use route::{NoRoute, RouteExtractor, Routed};
 pub use server::{ResponseFuture, ResponseHeader, ServerLayer, ServerService};

@@ -44,6 +44,39 @@ pub trait RouteExtractor: Clone + Send + Sync + 'static {
         let _ = request;
         false
     }
+
+    /// [`skip`](Self::skip) and [`route`](Self::route) in one call: what the layer actually
+    /// asks, once per request. The default calls both; implement it when they read the same
+    /// data (axum's `MatchedPath`), to read it once.
+    ///
+    /// ```
+    /// use observe_core::http::{NoRoute, RouteExtractor, Routed};
+    /// assert_eq!(NoRoute.routed(&http::Request::new(())), Routed::Measure(None));
+    /// ```
+    #[inline]
+    fn routed<B>(&self, request: &Request<B>) -> Routed {
+        if self.skip(request) {
+            Routed::Skip
+        } else {
+            Routed::Measure(self.route(request))
+        }
+    }
+}
+
+/// What the server layer does with a request, from [`RouteExtractor::routed`].
+///
+/// ```
+/// use observe_core::http::Routed;
+/// use observe_core::metrics::Route;
+/// let routed = Routed::Measure(Some(Route::intern("/users/{id}")));
+/// assert_ne!(routed, Routed::Skip);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Pass it through untouched: no metrics, no context, no span.
+    Skip,
+    /// Measure it, under this route template (`None`: it matched no route).
+    Measure(Option<Route>),
 }
 
 /// The default [`RouteExtractor`]: no request has a route.

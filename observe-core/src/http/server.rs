@@ -34,7 +34,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::attributes;
-use super::route::{NoRoute, RouteExtractor};
+use super::route::{NoRoute, RouteExtractor, Routed};
 use crate::clock::{self, Instant};
 use crate::context::RequestContext;
 use crate::metrics::{
@@ -321,7 +321,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if self.route.skip(&request) {
+        let Routed::Measure(route) = self.route.routed(&request) else {
             return ResponseFuture {
                 inner: self.inner.call(request),
                 cx: None,
@@ -329,7 +329,7 @@ where
                 otel: None,
                 state: None,
             };
-        }
+        };
         let settings = &self.settings;
         let metrics = settings.metrics.unwrap_or_else(Metrics::global);
         let method = HttpMethod::from(request.method());
@@ -338,7 +338,6 @@ where
             Some("http") => UrlScheme::Http,
             _ => settings.scheme.unwrap_or(UrlScheme::Http),
         };
-        let route = self.route.route(&request);
 
         let extracted = propagation::extract(request.headers());
         let parent = extracted.traceparent;
