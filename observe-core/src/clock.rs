@@ -1,11 +1,14 @@
 //! The clock that times requests.
 //!
 //! Every measured request reads the clock twice. `std::time::Instant` goes through
-//! `clock_gettime` (about 30 ns a read on a virtualised x86-64 host); [`Instant`] here is
-//! `quanta`'s, which reads the CPU's time-stamp counter where it is invariant and scales it to
-//! nanoseconds with a calibration against the OS clock (about 12 ns a read), and falls back to
-//! the OS clock where it is not. Durations are only ever taken between two readings of this
-//! clock; wall-clock timestamps (exemplars, logs) still come from `SystemTime`.
+//! `clock_gettime` (about 30 ns a read on a virtualised x86-64 host); [`Instant`] here holds a
+//! raw reading of a `quanta` clock, which reads the CPU's time-stamp counter where it is
+//! invariant (about 12 ns a read) and falls back to the OS clock where it is not. Only the
+//! difference of two readings is scaled to nanoseconds, with the clock's calibration against
+//! the OS clock. Holding the clock in a static of our own skips what `quanta::Instant::now`
+//! does on every read (a thread-local check for a mocked clock, then the global one).
+//! Durations are only ever taken between two readings of this clock; wall-clock timestamps
+//! (exemplars, logs) still come from `SystemTime`.
 //!
 //! The first reading in a process calibrates the clock, which can take up to 200 ms.
 //! [`calibrate`] does it ahead of time: `init` and every layer's `Layer::layer` (router
@@ -18,7 +21,63 @@
 //! assert!(start.elapsed() < std::time::Duration::from_secs(60));
 //! ```
 
-pub use quanta::Instant;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+
+#[inline]
+fn clock() -> &'static quanta::Clock {
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// A reading of the request clock, for measuring how long something took.
+///
+/// Opaque: only [`Instant::elapsed`] (or [`Instant::elapsed_nanos`]) turns it into time.
+///
+/// ```
+/// use observe_core::clock::Instant;
+/// let start = Instant::now();
+/// std::thread::sleep(std::time::Duration::from_millis(2));
+/// assert!(start.elapsed() >= std::time::Duration::from_millis(2));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The clock now.
+    ///
+    /// ```
+    /// let _ = observe_core::clock::Instant::now();
+    /// ```
+    #[inline]
+    pub fn now() -> Instant {
+        Instant(clock().raw())
+    }
+
+    /// Time since this reading; zero if the clock appears to have gone backwards.
+    ///
+    /// ```
+    /// let start = observe_core::clock::Instant::now();
+    /// assert!(start.elapsed() < std::time::Duration::from_secs(60));
+    /// ```
+    #[inline]
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.elapsed_nanos())
+    }
+
+    /// Nanoseconds since this reading; zero if the clock appears to have gone backwards.
+    ///
+    /// ```
+    /// let start = observe_core::clock::Instant::now();
+    /// assert!(start.elapsed_nanos() < 60_000_000_000);
+    /// ```
+    #[inline]
+    pub fn elapsed_nanos(&self) -> u64 {
+        let clock = clock();
+        clock.delta_as_nanos(self.0, clock.raw())
+    }
+}
 
 /// Calibrates the request clock now if it has not been yet (once per process; up to 200 ms).
 ///
@@ -27,5 +86,5 @@ pub use quanta::Instant;
 /// ```
 #[inline]
 pub fn calibrate() {
-    let _ = Instant::now();
+    let _ = clock();
 }
