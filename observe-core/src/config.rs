@@ -76,9 +76,11 @@ pub struct Config {
     pub propagators: Vec<Propagator>,
     /// The head sampler (`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
     pub sampler: Sampler,
-    /// `OTEL_TRACES_EXPORTER`. Even when `Otlp`, nothing is exported unless an endpoint is set.
+    /// `OTEL_TRACES_EXPORTER`. Even when `Otlp`, nothing is exported unless an endpoint is set;
+    /// `Console` writes finished sampled spans to stdout as JSON lines.
     pub traces_exporter: ExporterKind,
-    /// `OTEL_LOGS_EXPORTER`. Logs always go to stdout; `Otlp` also exports them.
+    /// `OTEL_LOGS_EXPORTER`. Logs always go to stdout; `Otlp` also exports them (`Console` and
+    /// `None`: stdout only).
     pub logs_exporter: ExporterKind,
     /// `OTEL_EXPORTER_OTLP_*`: settings shared by every signal.
     pub otlp: OtlpSettings,
@@ -132,17 +134,27 @@ impl Propagator {
     }
 }
 
-/// Where a signal is exported (`OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`).
+/// Where a signal is exported (`OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`): `otlp`,
+/// `console` or `none`.
 ///
 /// ```
 /// # use observe_core::config::{Config, ExporterKind};
 /// assert_eq!(Config::default().traces_exporter, ExporterKind::Otlp);
 /// assert_eq!(Config::default().logs_exporter, ExporterKind::None);
+/// let c = Config::default()
+///     .with_env_from(|n| (n == "OTEL_TRACES_EXPORTER").then(|| "console".into()))
+///     .unwrap();
+/// assert_eq!(c.traces_exporter, ExporterKind::Console);
+/// assert!(c.traces_otlp().is_none(), "console needs no endpoint");
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExporterKind {
     /// OTLP, to the configured endpoint.
     Otlp,
+    /// Standard output, for debugging. Traces: each finished sampled span as one JSON line
+    /// (see [`crate::trace`]); no endpoint needed. Logs: they go to stdout anyway, so this
+    /// means stdout only, the same as `None`.
+    Console,
     /// Not exported.
     None,
 }
@@ -547,6 +559,18 @@ impl Config {
         self.span_collector = Some(capacity);
         self
     }
+    /// Sets where traces go (`OTEL_TRACES_EXPORTER`): [`ExporterKind::Console`] prints
+    /// finished sampled spans on stdout, handy while developing without a collector.
+    ///
+    /// ```
+    /// # use observe_core::config::{Config, ExporterKind};
+    /// let config = Config::default().traces_exporter(ExporterKind::Console);
+    /// assert_eq!(config.traces_exporter, ExporterKind::Console);
+    /// ```
+    pub fn traces_exporter(mut self, exporter: ExporterKind) -> Self {
+        self.traces_exporter = exporter;
+        self
+    }
     /// Disables (or re-enables) trace export and sampling entirely.
     pub fn sdk_disabled(mut self, disabled: bool) -> Self {
         self.sdk_disabled = disabled;
@@ -684,18 +708,19 @@ impl Config {
         Ok(())
     }
 
-    /// The OTLP settings for traces, or `None` when traces are not exported (exporter `none`,
-    /// SDK disabled, or no endpoint configured anywhere).
+    /// The OTLP settings for traces, or `None` when traces are not exported over OTLP
+    /// (exporter `none` or `console`, SDK disabled, or no endpoint configured anywhere).
     pub fn traces_otlp(&self) -> Option<ResolvedOtlp> {
-        if self.sdk_disabled || self.traces_exporter == ExporterKind::None {
+        if self.sdk_disabled || self.traces_exporter != ExporterKind::Otlp {
             return None;
         }
         self.resolve(&self.otlp_traces, "/v1/traces")
     }
 
-    /// The OTLP settings for logs, or `None` when logs are not exported over OTLP.
+    /// The OTLP settings for logs, or `None` when logs are not exported over OTLP (exporter
+    /// `none` or `console`, SDK disabled, or no endpoint).
     pub fn logs_otlp(&self) -> Option<ResolvedOtlp> {
-        if self.sdk_disabled || self.logs_exporter == ExporterKind::None {
+        if self.sdk_disabled || self.logs_exporter != ExporterKind::Otlp {
             return None;
         }
         self.resolve(&self.otlp_logs, "/v1/logs")
@@ -913,11 +938,12 @@ fn parse_compression(variable: &'static str, v: &str) -> Result<OtlpCompression,
 fn parse_exporter(variable: &'static str, v: &str) -> Result<ExporterKind, ConfigError> {
     match v.trim() {
         "otlp" => Ok(ExporterKind::Otlp),
+        "console" => Ok(ExporterKind::Console),
         "none" => Ok(ExporterKind::None),
         _ => Err(invalid(
             variable,
             v,
-            "not a supported exporter (otlp, none)",
+            "not a supported exporter (otlp, console, none)",
         )),
     }
 }

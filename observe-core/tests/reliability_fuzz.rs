@@ -88,6 +88,7 @@ mod env {
                     "true",
                     "false",
                     "otlp",
+                    "console",
                     "none",
                     "grpc",
                     "http/protobuf",
