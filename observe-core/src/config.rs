@@ -76,9 +76,11 @@ pub struct Config {
     pub propagators: Vec<Propagator>,
     /// The head sampler (`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
     pub sampler: Sampler,
-    /// `OTEL_TRACES_EXPORTER`. Even when `Otlp`, nothing is exported unless an endpoint is set.
+    /// `OTEL_TRACES_EXPORTER`. Even when `Otlp`, nothing is exported unless an endpoint is set;
+    /// `Console` writes finished sampled spans to stdout as JSON lines.
     pub traces_exporter: ExporterKind,
-    /// `OTEL_LOGS_EXPORTER`. Logs always go to stdout; `Otlp` also exports them.
+    /// `OTEL_LOGS_EXPORTER`. Logs always go to stdout; `Otlp` also exports them (`Console` and
+    /// `None`: stdout only).
     pub logs_exporter: ExporterKind,
     /// `OTEL_EXPORTER_OTLP_*`: settings shared by every signal.
     pub otlp: OtlpSettings,
@@ -88,6 +90,8 @@ pub struct Config {
     pub otlp_logs: OtlpOverrides,
     /// `OTEL_BSP_*`: the span batch processor.
     pub batch: BatchConfig,
+    /// `OTEL_BLRP_*`: the log record batch processor of OTLP log export.
+    pub log_batch: BatchConfig,
     /// Log filter directives in `EnvFilter` syntax (`OBSERVE_LOG`, else `RUST_LOG`).
     pub log_filter: String,
     /// `OBSERVE_LOG_FORMAT`.
@@ -130,17 +134,27 @@ impl Propagator {
     }
 }
 
-/// Where a signal is exported (`OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`).
+/// Where a signal is exported (`OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`): `otlp`,
+/// `console` or `none`.
 ///
 /// ```
 /// # use observe_core::config::{Config, ExporterKind};
 /// assert_eq!(Config::default().traces_exporter, ExporterKind::Otlp);
 /// assert_eq!(Config::default().logs_exporter, ExporterKind::None);
+/// let c = Config::default()
+///     .with_env_from(|n| (n == "OTEL_TRACES_EXPORTER").then(|| "console".into()))
+///     .unwrap();
+/// assert_eq!(c.traces_exporter, ExporterKind::Console);
+/// assert!(c.traces_otlp().is_none(), "console needs no endpoint");
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExporterKind {
     /// OTLP, to the configured endpoint.
     Otlp,
+    /// Standard output, for debugging. Traces: each finished sampled span as one JSON line
+    /// (see [`crate::trace`]); no endpoint needed. Logs: they go to stdout anyway, so this
+    /// means stdout only, the same as `None`.
+    Console,
     /// Not exported.
     None,
 }
@@ -272,24 +286,46 @@ pub struct ResolvedOtlp {
     pub compression: OtlpCompression,
 }
 
-/// `OTEL_BSP_*`: limits of the span batch processor.
+/// Limits of a batch processor: of spans (`OTEL_BSP_*`, [`Config::batch`]) or of OTLP log
+/// records (`OTEL_BLRP_*`, [`Config::log_batch`]). The two differ only in their default
+/// schedule delay ([`BatchConfig::default`] for spans, [`BatchConfig::log_records`]).
 ///
 /// ```
 /// # use observe_core::config::BatchConfig;
 /// let b = BatchConfig::default();
 /// assert_eq!((b.max_queue_size, b.max_export_batch_size), (2048, 512));
+/// assert_eq!(b.schedule_delay.as_millis(), 5000);
+/// assert_eq!(BatchConfig::log_records().schedule_delay.as_millis(), 1000);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchConfig {
-    /// Delay between two exports (`OTEL_BSP_SCHEDULE_DELAY`, ms).
+    /// Delay between two exports (`OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BLRP_SCHEDULE_DELAY`, ms).
     pub schedule_delay: Duration,
-    /// Longest one export may take (`OTEL_BSP_EXPORT_TIMEOUT`, ms).
+    /// Longest one export may take (`OTEL_BSP_EXPORT_TIMEOUT` / `OTEL_BLRP_EXPORT_TIMEOUT`, ms).
     pub export_timeout: Duration,
-    /// Spans held waiting for export; past it spans are dropped and counted.
+    /// Items (spans or log records) held waiting for export; past it they are dropped and
+    /// counted.
     pub max_queue_size: usize,
-    /// Spans per export request; at most `max_queue_size`.
+    /// Items per export request; at most `max_queue_size`.
     pub max_export_batch_size: usize,
+}
+
+impl BatchConfig {
+    /// The OpenTelemetry specification's defaults for the batch log record processor
+    /// (`OTEL_BLRP_*`): a 1000 ms schedule delay, 30000 ms export timeout, a queue of 2048 and
+    /// batches of 512.
+    ///
+    /// ```
+    /// # use observe_core::config::{BatchConfig, Config};
+    /// assert_eq!(Config::default().log_batch, BatchConfig::log_records());
+    /// ```
+    pub fn log_records() -> BatchConfig {
+        BatchConfig {
+            schedule_delay: Duration::from_millis(1000),
+            ..BatchConfig::default()
+        }
+    }
 }
 
 impl Default for BatchConfig {
@@ -324,6 +360,7 @@ impl Default for Config {
             otlp_traces: OtlpOverrides::default(),
             otlp_logs: OtlpOverrides::default(),
             batch: BatchConfig::default(),
+            log_batch: BatchConfig::log_records(),
             log_filter: "info".to_string(),
             log_format: LogFormat::Json,
             redact_fields: DEFAULT_REDACT_FIELDS
@@ -378,9 +415,17 @@ pub enum ConfigError {
         /// The parser's message.
         reason: String,
     },
-    /// The export batch is larger than the queue it is taken from.
+    /// The span export batch is larger than the queue it is taken from.
     #[error("OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch} exceeds OTEL_BSP_MAX_QUEUE_SIZE={queue}")]
     BatchLargerThanQueue {
+        /// Export batch size.
+        batch: usize,
+        /// Queue size.
+        queue: usize,
+    },
+    /// The log record export batch is larger than the queue it is taken from.
+    #[error("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE={batch} exceeds OTEL_BLRP_MAX_QUEUE_SIZE={queue}")]
+    LogBatchLargerThanQueue {
         /// Export batch size.
         batch: usize,
         /// Queue size.
@@ -464,6 +509,21 @@ impl Config {
         self.batch = batch;
         self
     }
+    /// Sets the limits of the batch log record processor used by OTLP log export (the span
+    /// limits of [`Config::batch`] do not apply to logs).
+    ///
+    /// ```
+    /// # use observe_core::config::{BatchConfig, Config};
+    /// let mut limits = BatchConfig::log_records();
+    /// limits.max_queue_size = 10_000;
+    /// let config = Config::default().log_batch(limits);
+    /// assert_eq!(config.log_batch.max_queue_size, 10_000);
+    /// assert_eq!(config.batch.max_queue_size, 2048);
+    /// ```
+    pub fn log_batch(mut self, batch: BatchConfig) -> Self {
+        self.log_batch = batch;
+        self
+    }
     /// Sets the log filter (`EnvFilter` syntax).
     pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
         self.log_filter = filter.into();
@@ -497,6 +557,18 @@ impl Config {
     /// Keeps the last `capacity` finished spans in process (see [`crate::trace::collector`]).
     pub fn span_collector(mut self, capacity: usize) -> Self {
         self.span_collector = Some(capacity);
+        self
+    }
+    /// Sets where traces go (`OTEL_TRACES_EXPORTER`): [`ExporterKind::Console`] prints
+    /// finished sampled spans on stdout, handy while developing without a collector.
+    ///
+    /// ```
+    /// # use observe_core::config::{Config, ExporterKind};
+    /// let config = Config::default().traces_exporter(ExporterKind::Console);
+    /// assert_eq!(config.traces_exporter, ExporterKind::Console);
+    /// ```
+    pub fn traces_exporter(mut self, exporter: ExporterKind) -> Self {
+        self.traces_exporter = exporter;
         self
     }
     /// Disables (or re-enables) trace export and sampling entirely.
@@ -586,19 +658,8 @@ impl Config {
         apply_signal(&get, &mut self.otlp_traces, SIGNAL_TRACES)?;
         apply_signal(&get, &mut self.otlp_logs, SIGNAL_LOGS)?;
 
-        if let Some(v) = get("OTEL_BSP_SCHEDULE_DELAY") {
-            self.batch.schedule_delay = parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?;
-        }
-        if let Some(v) = get("OTEL_BSP_EXPORT_TIMEOUT") {
-            self.batch.export_timeout = parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?;
-        }
-        if let Some(v) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
-            self.batch.max_queue_size = parse_positive("OTEL_BSP_MAX_QUEUE_SIZE", &v)?;
-        }
-        if let Some(v) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
-            self.batch.max_export_batch_size =
-                parse_positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &v)?;
-        }
+        apply_batch(&get, &mut self.batch, &BSP)?;
+        apply_batch(&get, &mut self.log_batch, &BLRP)?;
 
         if let Some(v) = get("OBSERVE_LOG") {
             validate_filter("OBSERVE_LOG", &v)?;
@@ -641,38 +702,25 @@ impl Config {
                 return Err(invalid("sampler", &ratio.to_string(), RATIO_EXPECTED));
             }
         }
-        if self.batch.max_queue_size == 0 {
-            return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", "0", POSITIVE_EXPECTED));
-        }
-        if self.batch.max_export_batch_size == 0 {
-            return Err(invalid(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                "0",
-                POSITIVE_EXPECTED,
-            ));
-        }
-        if self.batch.max_export_batch_size > self.batch.max_queue_size {
-            return Err(ConfigError::BatchLargerThanQueue {
-                batch: self.batch.max_export_batch_size,
-                queue: self.batch.max_queue_size,
-            });
-        }
+        validate_batch(&self.batch, &BSP)?;
+        validate_batch(&self.log_batch, &BLRP)?;
         validate_filter("log_filter", &self.log_filter)?;
         Ok(())
     }
 
-    /// The OTLP settings for traces, or `None` when traces are not exported (exporter `none`,
-    /// SDK disabled, or no endpoint configured anywhere).
+    /// The OTLP settings for traces, or `None` when traces are not exported over OTLP
+    /// (exporter `none` or `console`, SDK disabled, or no endpoint configured anywhere).
     pub fn traces_otlp(&self) -> Option<ResolvedOtlp> {
-        if self.sdk_disabled || self.traces_exporter == ExporterKind::None {
+        if self.sdk_disabled || self.traces_exporter != ExporterKind::Otlp {
             return None;
         }
         self.resolve(&self.otlp_traces, "/v1/traces")
     }
 
-    /// The OTLP settings for logs, or `None` when logs are not exported over OTLP.
+    /// The OTLP settings for logs, or `None` when logs are not exported over OTLP (exporter
+    /// `none` or `console`, SDK disabled, or no endpoint).
     pub fn logs_otlp(&self) -> Option<ResolvedOtlp> {
-        if self.sdk_disabled || self.logs_exporter == ExporterKind::None {
+        if self.sdk_disabled || self.logs_exporter != ExporterKind::Otlp {
             return None;
         }
         self.resolve(&self.otlp_logs, "/v1/logs")
@@ -750,6 +798,64 @@ fn apply_signal(
     }
     if let Some(v) = get(vars.compression) {
         o.compression = Some(parse_compression(vars.compression, &v)?);
+    }
+    Ok(())
+}
+
+/// The variables of one batch processor's limits.
+struct BatchVars {
+    schedule_delay: &'static str,
+    export_timeout: &'static str,
+    max_queue_size: &'static str,
+    max_export_batch_size: &'static str,
+    /// The error for a batch larger than the queue.
+    too_large: fn(usize, usize) -> ConfigError,
+}
+
+const BSP: BatchVars = BatchVars {
+    schedule_delay: "OTEL_BSP_SCHEDULE_DELAY",
+    export_timeout: "OTEL_BSP_EXPORT_TIMEOUT",
+    max_queue_size: "OTEL_BSP_MAX_QUEUE_SIZE",
+    max_export_batch_size: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    too_large: |batch, queue| ConfigError::BatchLargerThanQueue { batch, queue },
+};
+const BLRP: BatchVars = BatchVars {
+    schedule_delay: "OTEL_BLRP_SCHEDULE_DELAY",
+    export_timeout: "OTEL_BLRP_EXPORT_TIMEOUT",
+    max_queue_size: "OTEL_BLRP_MAX_QUEUE_SIZE",
+    max_export_batch_size: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    too_large: |batch, queue| ConfigError::LogBatchLargerThanQueue { batch, queue },
+};
+
+fn apply_batch(
+    get: &impl Fn(&str) -> Option<String>,
+    b: &mut BatchConfig,
+    vars: &BatchVars,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get(vars.schedule_delay) {
+        b.schedule_delay = parse_millis(vars.schedule_delay, &v)?;
+    }
+    if let Some(v) = get(vars.export_timeout) {
+        b.export_timeout = parse_millis(vars.export_timeout, &v)?;
+    }
+    if let Some(v) = get(vars.max_queue_size) {
+        b.max_queue_size = parse_positive(vars.max_queue_size, &v)?;
+    }
+    if let Some(v) = get(vars.max_export_batch_size) {
+        b.max_export_batch_size = parse_positive(vars.max_export_batch_size, &v)?;
+    }
+    Ok(())
+}
+
+fn validate_batch(b: &BatchConfig, vars: &BatchVars) -> Result<(), ConfigError> {
+    if b.max_queue_size == 0 {
+        return Err(invalid(vars.max_queue_size, "0", POSITIVE_EXPECTED));
+    }
+    if b.max_export_batch_size == 0 {
+        return Err(invalid(vars.max_export_batch_size, "0", POSITIVE_EXPECTED));
+    }
+    if b.max_export_batch_size > b.max_queue_size {
+        return Err((vars.too_large)(b.max_export_batch_size, b.max_queue_size));
     }
     Ok(())
 }
@@ -832,11 +938,12 @@ fn parse_compression(variable: &'static str, v: &str) -> Result<OtlpCompression,
 fn parse_exporter(variable: &'static str, v: &str) -> Result<ExporterKind, ConfigError> {
     match v.trim() {
         "otlp" => Ok(ExporterKind::Otlp),
+        "console" => Ok(ExporterKind::Console),
         "none" => Ok(ExporterKind::None),
         _ => Err(invalid(
             variable,
             v,
-            "not a supported exporter (otlp, none)",
+            "not a supported exporter (otlp, console, none)",
         )),
     }
 }

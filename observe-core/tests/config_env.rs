@@ -208,12 +208,23 @@ fn exporters() {
     assert_eq!(c.traces_otlp(), None, "exporter none wins over an endpoint");
     assert_eq!(
         err(&[("OTEL_TRACES_EXPORTER", "zipkin")]),
-        r#"OTEL_TRACES_EXPORTER="zipkin": not a supported exporter (otlp, none)"#
+        r#"OTEL_TRACES_EXPORTER="zipkin": not a supported exporter (otlp, console, none)"#
     );
     assert_eq!(
-        err(&[("OTEL_LOGS_EXPORTER", "console")]),
-        r#"OTEL_LOGS_EXPORTER="console": not a supported exporter (otlp, none)"#
+        err(&[("OTEL_LOGS_EXPORTER", "jaeger")]),
+        r#"OTEL_LOGS_EXPORTER="jaeger": not a supported exporter (otlp, console, none)"#
     );
+    // console: traces to stdout with no endpoint; logs stdout only (never OTLP).
+    let c = with(&[
+        ("OTEL_TRACES_EXPORTER", " console "),
+        ("OTEL_LOGS_EXPORTER", "console"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+    ])
+    .unwrap();
+    assert_eq!(c.traces_exporter, ExporterKind::Console);
+    assert_eq!(c.logs_exporter, ExporterKind::Console);
+    assert_eq!(c.traces_otlp(), None, "console is not OTLP");
+    assert_eq!(c.logs_otlp(), None, "console logs: stdout only");
 }
 
 #[test]

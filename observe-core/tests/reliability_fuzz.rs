@@ -53,6 +53,10 @@ mod env {
         "OTEL_BSP_EXPORT_TIMEOUT",
         "OTEL_BSP_MAX_QUEUE_SIZE",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
         "OBSERVE_LOG",
         "RUST_LOG",
         "OBSERVE_LOG_FORMAT",
@@ -84,6 +88,7 @@ mod env {
                     "true",
                     "false",
                     "otlp",
+                    "console",
                     "none",
                     "grpc",
                     "http/protobuf",
@@ -151,6 +156,9 @@ mod env {
                 }
                 ConfigError::BatchLargerThanQueue { .. } => {
                     prop_assert!(vars.iter().any(|(k, _)| k.starts_with("OTEL_BSP_MAX_")));
+                }
+                ConfigError::LogBatchLargerThanQueue { .. } => {
+                    prop_assert!(vars.iter().any(|(k, _)| k.starts_with("OTEL_BLRP_MAX_")));
                 }
                 other => prop_assert!(false, "unexpected error kind {other:?}"),
             }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use observe_core::context::{SpanId, TraceId};
-use observe_core::metrics::prometheus_client::metrics::{counter::Counter, family::Family};
+use observe_core::metrics::prometheus_client::metrics::{
+    counter::Counter, family::Family, histogram::Histogram,
+};
 use observe_core::metrics::{
     ErrorType, Exemplar, Format, GrpcCode, HttpClientLabels, HttpMethod, HttpServerLabels, Metrics,
     MetricsConfig, MetricsServer, Route, RpcLabels, RpcMethod, ServerAddress, UrlScheme,
@@ -104,6 +106,12 @@ fn populated() -> &'static Metrics {
     m.register("orders_placed", "Orders placed, by outcome", orders.clone())
         .unwrap();
     orders.get_or_create(&[("outcome", "accepted")]).inc_by(7);
+    // A user histogram whose bounds prometheus-client alone writes differently per format
+    // (`1`/`1e+06` in text, `1.0`/`1000000.0` in OpenMetrics).
+    let sizes = Histogram::new([1.0, 512.0, 1e6]);
+    m.register("payload_size_bytes", "Payload sizes", sizes.clone())
+        .unwrap();
+    sizes.observe(100.0);
     m
 }
 
@@ -199,11 +207,11 @@ fn prometheus_scrapes_both_formats_and_stores_exemplars() {
             ))["value"][1]
                 .clone()
         };
-        // 3 of 4 observations at 30 ms land at or below 0.05 s; all 4 at or below 1 s. Whole
-        // bounds are written as Go's client does in each format (`1` in text, `1.0` in
-        // OpenMetrics); Prometheus 2.42 stores the label value as written.
+        // 3 of 4 observations at 30 ms land at or below 0.05 s; all 4 at or below 1 s. Both
+        // formats write bounds in the OpenMetrics canonical form (`1.0`), and Prometheus 2.42
+        // stores the label value as written, so the series are the same whatever the format.
         assert_eq!(bucket("0.05"), "3", "{job}");
-        assert_eq!(bucket(if job == "om" { "1.0" } else { "1" }), "4", "{job}");
+        assert_eq!(bucket("1.0"), "4", "{job}");
         let sum = one(&format!(
             r#"http_server_request_duration_seconds_sum{{job="{job}",http_route="/users/{{id}}"}}"#
         ));
@@ -289,6 +297,37 @@ fn prometheus_scrapes_both_formats_and_stores_exemplars() {
             assert!(v > 0.0 || p == "process_cpu_seconds_total", "{p} = {v}");
         }
     }
+
+    // Every bucket bound, observe's and the user's histogram's, is the same label value
+    // whichever format Prometheus scraped.
+    for family in [
+        "http_server_request_duration_seconds_bucket",
+        "payload_size_bytes_bucket",
+    ] {
+        let les = |job: &str| {
+            let r = prom.query(&format!(r#"{family}{{job="{job}"}}"#));
+            let mut les: Vec<String> = r
+                .as_array()
+                .unwrap_or_else(|| panic!("{family}: {r}"))
+                .iter()
+                .map(|s| s["metric"]["le"].as_str().unwrap().to_owned())
+                .collect();
+            les.sort();
+            les.dedup();
+            les
+        };
+        let om = les("om");
+        assert!(om.len() > 3, "{family}: {om:?}");
+        assert_eq!(om, les("text"), "{family}");
+    }
+    assert_eq!(
+        one(r#"payload_size_bytes_bucket{job="text",le="1e+06"}"#)["value"][1],
+        "1"
+    );
+    assert_eq!(
+        one(r#"payload_size_bytes_bucket{job="text",le="512.0"}"#)["value"][1],
+        "1"
+    );
 
     // Exemplars: the OpenMetrics job carries the sampled request's trace on its bucket.
     let ex = prom.query_exemplars(r#"http_server_request_duration_seconds_bucket{job="om"}"#);

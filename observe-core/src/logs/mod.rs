@@ -39,7 +39,8 @@
 //!  "service.name":"checkout"}
 //! ```
 
-mod escape;
+// The trace console exporter writes its JSON lines with the same escaper.
+pub(crate) mod escape;
 mod json;
 mod pretty;
 mod redact;

@@ -204,14 +204,82 @@ impl super::Metrics {
             .registry
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let start = s.len();
         match format {
             Format::OpenMetrics => prometheus_client::encoding::text::encode_registry(s, &registry),
             Format::PrometheusText => {
                 prometheus_client::encoding::prometheus_text::encode(s, &registry)
             }
         }
-        .map_err(|_| EncodeError::Registry)
+        .map_err(|_| EncodeError::Registry)?;
+        canonicalize_bucket_bounds(s, start);
+        Ok(())
     }
+}
+
+/// Rewrites the `le` label of every histogram bucket sample in `s[start..]` (the users'
+/// metrics) into the canonical form observe's own families use. prometheus-client writes bounds
+/// as Go does in the text format (`1`, `1e+06`) and with `dtoa` in OpenMetrics (`1.0`,
+/// `1000000.0`), so a user's histogram would otherwise change series when Prometheus switches
+/// format. Lines it cannot parse are left as they are.
+fn canonicalize_bucket_bounds(s: &mut String, start: usize) {
+    if !s[start..].contains("le=\"") {
+        return;
+    }
+    let tail = s.split_off(start);
+    let mut histogram = false;
+    for line in tail.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            histogram = matches!(
+                rest.trim_end().rsplit(' ').next(),
+                Some("histogram" | "gaugehistogram")
+            );
+        } else if histogram && !line.starts_with('#') {
+            if let Some((value, le)) = bucket_bound(line) {
+                s.push_str(&line[..value.start]);
+                write_canonical_float(s, le);
+                s.push_str(&line[value.end..]);
+                continue;
+            }
+        }
+        s.push_str(line);
+    }
+}
+
+/// The byte range of the `le` label value of a `…_bucket{…}` sample line, and its value.
+fn bucket_bound(line: &str) -> Option<(std::ops::Range<usize>, f64)> {
+    let open = line.find(['{', ' '])?;
+    if !line[..open].ends_with("_bucket") || line.as_bytes()[open] != b'{' {
+        return None;
+    }
+    let b = line.as_bytes();
+    let mut i = open + 1;
+    let mut found = None;
+    while *b.get(i)? != b'}' {
+        let eq = i + line[i..].find('=')?;
+        let name = &line[i..eq];
+        if b.get(eq + 1) != Some(&b'"') {
+            return None;
+        }
+        // The value ends at the first quote not escaped by a backslash.
+        let value_start = eq + 2;
+        let mut j = value_start;
+        loop {
+            match *b.get(j)? {
+                b'\\' => j += 2,
+                b'"' => break,
+                _ => j += 1,
+            }
+        }
+        if name == "le" {
+            found = Some((value_start..j, line[value_start..j].parse::<f64>().ok()?));
+        }
+        i = j + 1;
+        if b.get(i) == Some(&b',') {
+            i += 1;
+        }
+    }
+    found
 }
 
 /// Metric kinds, as the two formats name them.
@@ -228,16 +296,50 @@ pub(crate) struct Writer<'a> {
     pub(crate) format: Format,
 }
 
-/// Label values of the bucket bounds: Prometheus text writes them as Go does (`1`), OpenMetrics
-/// requires canonical floats (`1.0`).
-const LE_TEXT: [&str; BUCKETS] = [
-    "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5",
-    "7.5", "10", "+Inf",
-];
-const LE_OM: [&str; BUCKETS] = [
+/// Label values of the bucket bounds, in the OpenMetrics canonical form (`1.0`, not `1`) in
+/// both formats: a Prometheus server that switches scrape format by content negotiation must
+/// see the same series, and the text format takes any float spelling in a label value.
+/// (`canonical_bounds_match_the_buckets` checks these against [`write_canonical_float`].)
+const LE: [&str; BUCKETS] = [
     "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1.0", "2.5", "5.0",
     "7.5", "10.0", "+Inf",
 ];
+
+/// Writes `v` in the OpenMetrics canonical number form used for `le` and `quantile` label
+/// values: Go's shortest `%g` (exponent form below 1e-4 and from 1e6, with a sign and at least
+/// two exponent digits) with `.0` appended when there is neither a decimal point nor an
+/// exponent; `+Inf`, `-Inf`, `NaN`. So `1.0`, `0.005`, `100000.0`, `1e+06`, `1e-05`.
+pub(crate) fn write_canonical_float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits and the decimal exponent (`5e-3`,
+    // `1.25e6`), which is what Go's shortest `%g` starts from; only the layout differs.
+    let mut sci = String::with_capacity(32);
+    let _ = write!(sci, "{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if v != 0.0 && !(-4..6).contains(&exp) {
+        let _ = write!(
+            out,
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
+        return;
+    }
+    // Within [1e-4, 1e6) Rust's `Display` writes the same digits without an exponent.
+    let start = out.len();
+    let _ = write!(out, "{v}");
+    if !out[start..].contains('.') {
+        out.push_str(".0");
+    }
+}
 
 impl Writer<'_> {
     /// `# HELP` and `# TYPE`. `name` is the family name: for counters without `_total`.
@@ -298,7 +400,6 @@ impl Writer<'_> {
     ) {
         self.header(name, help, Kind::Histogram);
         let om = self.format == Format::OpenMetrics;
-        let le = if om { &LE_OM } else { &LE_TEXT };
         for s in series {
             let mut labels = LabelList::default();
             match &s.series {
@@ -309,7 +410,7 @@ impl Writer<'_> {
             let sep = if labels.is_empty() { "" } else { "," };
             let h = &s.histogram;
             let mut cumulative = 0u64;
-            for (i, le) in le.iter().enumerate() {
+            for (i, le) in LE.iter().enumerate() {
                 cumulative += h.buckets[i];
                 let _ = write!(
                     self.out,
@@ -411,6 +512,90 @@ mod tests {
         let mut l = LabelList::default();
         l.push("a", "q\"b\\n\nü");
         assert_eq!(l.finish(), r#"a="q\"b\\n\nü""#);
+    }
+
+    fn canonical(v: f64) -> String {
+        let mut s = String::new();
+        write_canonical_float(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn canonical_floats_follow_the_openmetrics_examples() {
+        // The examples of the OpenMetrics 1.0 specification, "Canonical Numbers".
+        for (v, want) in [
+            (0.0, "0.0"),
+            (0.001, "0.001"),
+            (0.002, "0.002"),
+            (0.01, "0.01"),
+            (0.1, "0.1"),
+            (0.9, "0.9"),
+            (0.95, "0.95"),
+            (0.99, "0.99"),
+            (0.999, "0.999"),
+            (1.0, "1.0"),
+            (1.7, "1.7"),
+            (10.0, "10.0"),
+            (1e-10, "1e-10"),
+            (1e-9, "1e-09"),
+            (1e-5, "1e-05"),
+            (1e-4, "0.0001"),
+            (1e5, "100000.0"),
+            (1e6, "1e+06"),
+            (1e10, "1e+10"),
+            (1.5e-7, "1.5e-07"),
+            (1234567.0, "1.234567e+06"),
+            (1e100, "1e+100"),
+            (-2.5, "-2.5"),
+            (-3.0, "-3.0"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(canonical(v), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_bounds_match_the_buckets() {
+        for (i, le) in LE.iter().enumerate() {
+            let bound = super::super::family::DURATION_BUCKETS
+                .get(i)
+                .copied()
+                .unwrap_or(f64::INFINITY);
+            assert_eq!(*le, canonical(bound));
+        }
+    }
+
+    #[test]
+    fn bucket_bounds_of_registry_output_are_rewritten() {
+        let mut s = String::from("kept\n");
+        let start = s.len();
+        s.push_str(concat!(
+            "# TYPE h histogram\n",
+            "h_bucket{le=\"1\"} 1\n",
+            "h_bucket{a=\"x,le=\\\"2\\\"\",le=\"1e+06\",} 2 # {trace_id=\"t\"} 1 2\n",
+            "h_bucket{le=\"+Inf\"} 3\n",
+            "h_bucket{le=\"bogus\"} 3\n",
+            "h_sum 4\n",
+            "# TYPE g gauge\n",
+            "g_bucket{le=\"1\"} 1\n",
+        ));
+        canonicalize_bucket_bounds(&mut s, start);
+        assert_eq!(
+            s,
+            concat!(
+                "kept\n",
+                "# TYPE h histogram\n",
+                "h_bucket{le=\"1.0\"} 1\n",
+                "h_bucket{a=\"x,le=\\\"2\\\"\",le=\"1e+06\",} 2 # {trace_id=\"t\"} 1 2\n",
+                "h_bucket{le=\"+Inf\"} 3\n",
+                "h_bucket{le=\"bogus\"} 3\n",
+                "h_sum 4\n",
+                "# TYPE g gauge\n",
+                "g_bucket{le=\"1\"} 1\n",
+            )
+        );
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! [`tracer`]. No endpoint and no in-process collector means no provider at all: no thread, no
 //! retry, and [`tracer`] returns `None` so the request path creates no span.
 //!
+//! With `OTEL_TRACES_EXPORTER=console` ([`ExporterKind::Console`](crate::config::ExporterKind))
+//! the same batch processor writes each finished sampled span to stdout as one JSON line
+//! instead — `trace_id`, `span_id`, `parent_span_id` (`null` for a root), `name`, `kind`,
+//! `start_time`, `end_time`, `duration_ms`, `status`, `attributes`, `events` (when kept) and
+//! `service.name`, plus `"signal":"span"` to tell them from log lines — escaped like the JSON
+//! log lines. For debugging without a collector; no endpoint needed.
+//!
 //! ```
 //! use observe_core::config::Config;
 //! use observe_core::trace::{self, Sampler};
@@ -18,6 +25,7 @@
 //! ```
 
 pub mod collector;
+mod console;
 pub mod otlp_logs;
 mod processor;
 
@@ -32,7 +40,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::filter::Filtered;
 
-use crate::config::{Config, OtlpCompression, OtlpProtocol, ResolvedOtlp};
+use crate::config::{Config, ExporterKind, OtlpCompression, OtlpProtocol, ResolvedOtlp};
 use crate::context::{RequestContext, TraceFlags, TraceId};
 use crate::init::InitError;
 use collector::SpanStore;
@@ -408,6 +416,7 @@ fn build(config: &Config, resource: &Resource) -> Result<TraceGuard, InitError> 
     };
     publish_sampler(sampler);
     let otlp = config.traces_otlp();
+    let console = !config.sdk_disabled && config.traces_exporter == ExporterKind::Console;
     // The status page shows recent traces from the in-process store, so enabling it implies
     // a store (of the default size unless one is configured).
     let store_capacity = config
@@ -417,7 +426,7 @@ fn build(config: &Config, resource: &Resource) -> Result<TraceGuard, InitError> 
         Some(cap) if !config.sdk_disabled => Some(Arc::new(SpanStore::new(cap))),
         _ => None,
     };
-    if otlp.is_none() && store.is_none() {
+    if otlp.is_none() && !console && store.is_none() {
         return Ok(TraceGuard {
             provider: None,
             processor: None,
@@ -435,6 +444,13 @@ fn build(config: &Config, resource: &Resource) -> Result<TraceGuard, InitError> 
             )
             .map_err(|e| InitError::Exporter(format!("{e} (timeout {timeout:?})")))?
         }
+        None if console => BatchProcessor::spawn(
+            config.batch.clone(),
+            resource.clone(),
+            store.clone(),
+            || Ok(console::ConsoleExporter::new(crate::logs::Stdout)),
+        )
+        .map_err(InitError::Exporter)?,
         None => BatchProcessor::store_only(store.clone().expect("checked above")),
     };
     let processor = Arc::new(processor);

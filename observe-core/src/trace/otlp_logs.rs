@@ -1,6 +1,7 @@
 //! Optional OTLP log export (`OTEL_LOGS_EXPORTER=otlp`): a `tracing` layer that turns events
-//! into OpenTelemetry log records, exported by the same bounded batch worker as spans (drops
-//! counted in [`crate::counters::LOG_RECORDS_DROPPED`]). Logs still go to stdout as well.
+//! into OpenTelemetry log records, exported by the same kind of bounded batch worker as spans,
+//! with its own limits ([`Config::log_batch`], `OTEL_BLRP_*`; drops counted in
+//! [`crate::counters::LOG_RECORDS_DROPPED`]). Logs still go to stdout as well.
 //!
 //! Each record carries the trace context of the request being handled
 //! ([`RequestContext::current`]), sampled or not, so logs and traces join on `trace_id`.
@@ -65,10 +66,11 @@ pub(crate) fn install_with_resource(
     let Some(otlp) = config.logs_otlp() else {
         return Ok(None);
     };
-    let processor = BatchProcessor::spawn_logs(config.batch.clone(), resource.clone(), move || {
-        build_exporter(&otlp)
-    })
-    .map_err(InitError::Exporter)?;
+    let processor =
+        BatchProcessor::spawn_logs(config.log_batch.clone(), resource.clone(), move || {
+            build_exporter(&otlp)
+        })
+        .map_err(InitError::Exporter)?;
     let processor = Arc::new(processor);
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource.clone())
