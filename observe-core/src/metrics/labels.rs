@@ -373,8 +373,32 @@ impl HttpMethod {
 }
 
 impl From<&http::Method> for HttpMethod {
+    // Compares `http`'s own enum (one tag comparison for a standard method) instead of
+    // matching the method's text; extension methods fall through to `_OTHER` either way.
+    #[inline]
     fn from(m: &http::Method) -> Self {
-        HttpMethod::from_bytes(m.as_str().as_bytes())
+        use http::Method;
+        if *m == Method::GET {
+            HttpMethod::Get
+        } else if *m == Method::POST {
+            HttpMethod::Post
+        } else if *m == Method::PUT {
+            HttpMethod::Put
+        } else if *m == Method::DELETE {
+            HttpMethod::Delete
+        } else if *m == Method::PATCH {
+            HttpMethod::Patch
+        } else if *m == Method::HEAD {
+            HttpMethod::Head
+        } else if *m == Method::OPTIONS {
+            HttpMethod::Options
+        } else if *m == Method::CONNECT {
+            HttpMethod::Connect
+        } else if *m == Method::TRACE {
+            HttpMethod::Trace
+        } else {
+            HttpMethod::Other
+        }
     }
 }
 
@@ -598,6 +622,33 @@ impl Exemplar {
 mod tests {
     use super::*;
     use std::hash::BuildHasher;
+
+    /// `From<&Method>` compares `http`'s enum; it must agree with the text match for every
+    /// standard method and send extension methods (any case) to `_OTHER`.
+    #[test]
+    fn method_from_http_agrees_with_from_bytes() {
+        use http::Method;
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::CONNECT,
+            Method::OPTIONS,
+            Method::TRACE,
+            Method::PATCH,
+        ] {
+            let ours = HttpMethod::from(&m);
+            assert_ne!(ours, HttpMethod::Other, "{m}");
+            assert_eq!(ours, HttpMethod::from_bytes(m.as_str().as_bytes()));
+            assert_eq!(ours.as_str(), m.as_str());
+        }
+        for ext in ["get", "PURGE", "GETX", "A-VERY-LONG-EXTENSION-METHOD-NAME"] {
+            let m = Method::from_bytes(ext.as_bytes()).unwrap();
+            assert_eq!(HttpMethod::from(&m), HttpMethod::Other, "{ext}");
+        }
+    }
 
     /// Equal content means equal values and equal hashes, whichever record holds it: the
     /// `_OTHER` constant, an interned `"_OTHER"`, and the overflow value are one label value.
