@@ -577,20 +577,21 @@ where
             // A skipped request: observe stays out of the way.
             return this.inner.poll(task);
         };
-        let result = {
+        let mut poll = {
             let _entered = cx.enter();
             let _carried = CarriedGuard::enter(this.carried);
             let _otel = this.otel.clone().map(opentelemetry::Context::attach);
-            match this.inner.poll(task) {
-                Poll::Ready(result) => result,
-                Poll::Pending => return Poll::Pending,
-            }
+            this.inner.poll(task)
+        };
+        // Inspected in place: the response is handed on without being moved out and back.
+        let Poll::Ready(result) = &mut poll else {
+            return poll;
         };
         let Some(pending) = this.state.take() else {
-            return Poll::Ready(result);
+            return poll;
         };
         match result {
-            Ok(mut response) => {
+            Ok(response) => {
                 let status = response.status().as_u16();
                 let error = (status >= 500).then_some(ErrorType::Status(status));
                 match pending.response_header {
@@ -607,13 +608,10 @@ where
                     ),
                 }
                 pending.record(&cx, this.otel.as_ref(), status, error);
-                Poll::Ready(Ok(response))
             }
-            Err(err) => {
-                pending.record(&cx, this.otel.as_ref(), 0, Some(ErrorType::Other));
-                Poll::Ready(Err(err))
-            }
+            Err(_) => pending.record(&cx, this.otel.as_ref(), 0, Some(ErrorType::Other)),
         }
+        poll
     }
 }
 
