@@ -51,7 +51,7 @@ fn decode_lower_hex<const N: usize>(src: &[u8]) -> Option<[u8; N]> {
 /// Sixteen lowercase hex digits to eight bytes, or `None` if any digit is not `[0-9a-f]`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
+pub(crate) fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of the x86-64 baseline, and the load reads exactly the 16 bytes
     // of `digits` (unaligned load allowed).
@@ -88,7 +88,7 @@ fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
 /// Sixteen lowercase hex digits to eight bytes, eight digits at a time in a u64.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
+pub(crate) fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
     let (a, b) = digits.split_at(8);
     let a = decode_hex8(u64::from_le_bytes(a.try_into().expect("8 digits")))?;
     let b = decode_hex8(u64::from_le_bytes(b.try_into().expect("8 digits")))?;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::context::{RequestContext, SpanId, TraceFlags, TraceId};
+use crate::context::{decode_hex16, RequestContext, SpanId, TraceFlags, TraceId};
 
 /// Length of a version `00` `traceparent` value, and of the prefix read from future versions.
 pub const TRACEPARENT_LEN: usize = 55;
@@ -170,6 +170,41 @@ impl TraceParent {
     /// );
     /// ```
     pub fn parse(value: &[u8]) -> Result<TraceParent, TraceParentError> {
+        match Self::parse_version_00(value) {
+            Some(tp) => Ok(tp),
+            None => Self::parse_any(value),
+        }
+    }
+
+    /// What nearly every request carries, a valid version-`00` value, in one straight pass.
+    /// `None` for anything else, valid or not: [`Self::parse_any`] then applies every rule and
+    /// says what was wrong.
+    #[inline]
+    fn parse_version_00(value: &[u8]) -> Option<TraceParent> {
+        let v: &[u8; TRACEPARENT_LEN] = value.try_into().ok()?;
+        if v[..3] != *b"00-" || v[35] != b'-' || v[52] != b'-' {
+            return None;
+        }
+        let digits = |at: usize| -> &[u8; 16] { v[at..at + 16].try_into().expect("16 digits") };
+        let (high, low) = (decode_hex16(digits(3))?, decode_hex16(digits(19))?);
+        let parent_id = SpanId(decode_hex16(digits(36))?);
+        let flags = hex_byte(&v[53..55])?;
+        let mut trace_id = TraceId::INVALID;
+        trace_id.0[..8].copy_from_slice(&high);
+        trace_id.0[8..].copy_from_slice(&low);
+        if !trace_id.is_valid() || !parent_id.is_valid() {
+            return None;
+        }
+        Some(TraceParent {
+            version: 0,
+            trace_id,
+            parent_id,
+            flags: TraceFlags::new(flags & KNOWN_FLAGS),
+        })
+    }
+
+    /// Every rule of the spec, with the error that names what was wrong.
+    fn parse_any(value: &[u8]) -> Result<TraceParent, TraceParentError> {
         let version = match value.get(..2).and_then(hex_byte) {
             Some(v) => v,
             None => {
@@ -315,6 +350,46 @@ mod tests {
     use super::*;
 
     const VALID: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// The one-pass path must give exactly what the full rules give, for every input it takes:
+    /// every single-byte change of a valid value (each position, each byte value), and
+    /// pairs of changes from a fixed-seed generator. Anything but a 55-byte version `00` value
+    /// must be left to the full parser.
+    #[test]
+    fn version_00_fast_path_agrees_with_the_full_rules() {
+        let check = |v: &[u8]| {
+            let fast = TraceParent::parse_version_00(v);
+            let full = TraceParent::parse_any(v).ok();
+            if v.len() == TRACEPARENT_LEN && v.starts_with(b"00") {
+                assert_eq!(fast, full, "{:?}", String::from_utf8_lossy(v));
+            } else {
+                assert_eq!(fast, None, "{:?}", String::from_utf8_lossy(v));
+            }
+            assert_eq!(TraceParent::parse(v).ok(), full);
+        };
+        check(VALID);
+        let mut v = VALID.to_vec();
+        for at in 0..v.len() {
+            for byte in 0..=255u8 {
+                v[at] = byte;
+                check(&v);
+            }
+            v[at] = VALID[at];
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"0123456789abcdefABCDEF-gz \x00\xff";
+        for _ in 0..20_000 {
+            let mut v = VALID.to_vec();
+            for _ in 0..2 {
+                let at = rng.usize(..v.len());
+                v[at] = alphabet[rng.usize(..alphabet.len())];
+            }
+            check(&v);
+        }
+        check(&VALID[..54]);
+        check(&[VALID, b"-"].concat());
+        check(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    }
 
     fn with(prefix_len: usize, replacement: &[u8]) -> Vec<u8> {
         let mut v = VALID.to_vec();
