@@ -656,16 +656,19 @@ mod tests {
     fn equality_and_hash_follow_content() {
         let hasher = foldhash::fast::RandomState::default();
         assert_eq!(Route::intern(OTHER), Route::OTHER);
-        assert_eq!(Route::intern(&"x".repeat(MAX_INTERNED_LEN + 1)), Route::OTHER);
+        assert_eq!(
+            Route::intern(&"x".repeat(MAX_INTERNED_LEN + 1)),
+            Route::OTHER
+        );
         let a = Route::intern("/eq-test/{id}");
         let b = Route::intern(&String::from("/eq-test/{id}"));
         assert_eq!(a, b);
         assert_eq!(hasher.hash_one(a), hasher.hash_one(b));
         // Two records with the same content (not something interning produces, but the
         // comparison must not depend on it).
-        let twin = Route(Box::leak(Box::new(Interned::new(
-            Box::leak(String::from("/eq-test/{id}").into_boxed_str()),
-        ))));
+        let twin = Route(Box::leak(Box::new(Interned::new(Box::leak(
+            String::from("/eq-test/{id}").into_boxed_str(),
+        )))));
         assert_eq!(a, twin);
         assert_eq!(hasher.hash_one(a), hasher.hash_one(twin));
         assert_ne!(a, Route::intern("/eq-test/{other}"));
