@@ -67,7 +67,8 @@ fn main() {
     }
     let lock = PathBuf::from(MANIFEST_DIR).join("../Cargo.lock");
     let interleaved = Interleaved::load(&criterion.join("in_process"));
-    let md = render(&benches, interleaved.as_ref(), &lock);
+    let instructions = Instructions::load(&criterion.join("in_process"));
+    let md = render(&benches, interleaved.as_ref(), instructions.as_ref(), &lock);
     if to_stdout {
         print!("{md}");
     } else {
@@ -82,6 +83,36 @@ struct Interleaved {
     ids: Vec<String>,
     batch: u64,
     ns: Vec<Vec<f64>>,
+}
+
+/// `benches/instructions.sh`'s counts: instructions per in-process request, from callgrind.
+struct Instructions {
+    valgrind: String,
+    rows: Vec<(String, f64)>,
+}
+
+impl Instructions {
+    fn load(group_dir: &Path) -> Option<Self> {
+        let v = read_json(&group_dir.join("observe-instructions.json"))?;
+        let rows = v["rows"]
+            .as_object()?
+            .iter()
+            .map(|(k, n)| Some((k.clone(), n.as_f64()?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Instructions {
+            valgrind: v["valgrind"].as_str().unwrap_or("valgrind").to_owned(),
+            rows,
+        })
+    }
+
+    fn get(&self, id: &str) -> Option<f64> {
+        self.rows.iter().find(|(k, _)| k == id).map(|(_, n)| *n)
+    }
+
+    /// A row's instructions minus bare axum's.
+    fn over(&self, id: &str) -> Option<f64> {
+        Some(self.get(id)? - self.get("bare_axum")?)
+    }
 }
 
 impl Interleaved {
@@ -375,7 +406,12 @@ fn fmt_signed(x: Option<f64>) -> String {
     }
 }
 
-fn render(benches: &[Bench], interleaved: Option<&Interleaved>, lock: &Path) -> String {
+fn render(
+    benches: &[Bench],
+    interleaved: Option<&Interleaved>,
+    instructions: Option<&Instructions>,
+    lock: &Path,
+) -> String {
     let mut md = String::new();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let rustc = command_line(
@@ -416,7 +452,7 @@ fn render(benches: &[Bench], interleaved: Option<&Interleaved>, lock: &Path) -> 
     );
 
     let by_group = |g: &str| -> Vec<&Bench> { benches.iter().filter(|b| b.group == g).collect() };
-    goals(&mut md, benches, interleaved);
+    goals(&mut md, benches, interleaved, instructions);
 
     request_table(
         &mut md,
@@ -429,6 +465,7 @@ fn render(benches: &[Bench], interleaved: Option<&Interleaved>, lock: &Path) -> 
         "alloc_bytes",
         true,
     );
+    instructions_table(&mut md, instructions);
     request_table(
         &mut md,
         "Request path, loopback HTTP/1.1",
@@ -469,6 +506,45 @@ fn render(benches: &[Bench], interleaved: Option<&Interleaved>, lock: &Path) -> 
     md
 }
 
+/// Instructions per request from `benches/instructions.sh`, when it was run.
+fn instructions_table(md: &mut String, instructions: Option<&Instructions>) {
+    let _ = writeln!(
+        md,
+        "## Request path, instructions per request (callgrind)\n"
+    );
+    let Some(c) = instructions else {
+        let _ = writeln!(
+            md,
+            "Not measured in this run: `benches/instructions.sh` (needs valgrind) writes them.\n"
+        );
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "The in-process rows counted by {} (`benches/instructions.sh`): instructions inside the \
+         request loop at 15,000 requests minus at 5,000, over 10,000. Exact and repeatable, unlike \
+         time on a shared machine; not time (an atomic or a clock read costs more than an add). \
+         Under valgrind `quanta` sees no invariant TSC and reads the OS clock, which overstates \
+         the clock's share of observe's rows.\n",
+        c.valgrind
+    );
+    let _ = writeln!(
+        md,
+        "| row | instructions/request | over bare axum | over the do-nothing layer |\n|---|---:|---:|---:|"
+    );
+    for (id, n) in &c.rows {
+        let _ = writeln!(
+            md,
+            "| {id} | {} | {} | {} |",
+            *n as i64,
+            c.over(id).map_or("–".into(), |x| format!("{:+}", x as i64)),
+            c.get("noop_layer")
+                .map_or("–".into(), |f| format!("{:+}", (n - f) as i64)),
+        );
+    }
+    md.push('\n');
+}
+
 fn find<'a>(
     benches: &'a [Bench],
     group: &str,
@@ -489,7 +565,12 @@ fn verdict(met: Option<bool>) -> &'static str {
 }
 
 /// The goals of issue #7, each checked against this run's numbers.
-fn goals(md: &mut String, benches: &[Bench], interleaved: Option<&Interleaved>) {
+fn goals(
+    md: &mut String,
+    benches: &[Bench],
+    interleaved: Option<&Interleaved>,
+    instructions: Option<&Instructions>,
+) {
     let ip = |f: &str| find(benches, "in_process", f, None);
     let over = |f: &str| Some(ip(f)?.ns - ip("bare_axum")?.ns);
     let allocs = |f: &str| ip(f)?.num("allocs");
@@ -527,6 +608,17 @@ fn goals(md: &mut String, benches: &[Bench], interleaved: Option<&Interleaved>) 
             i.batch,
             m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
             m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
+            m.map_or("–".into(), |(a, f)| format!("{:.2}x", a / f)),
+            verdict(m.map(|(a, f)| a <= 2.0 * f)),
+        );
+    }
+    if let Some(c) = instructions {
+        let m = c.over("observe_full_unsampled").zip(c.over("noop_layer"));
+        let _ = writeln!(
+            md,
+            "| the same, in instructions per request (callgrind; not time, but exact) | {} vs floor {} ({}) | {} |",
+            m.map_or("–".into(), |x| format!("{:+}", x.0 as i64)),
+            m.map_or("–".into(), |x| format!("{:+}", x.1 as i64)),
             m.map_or("–".into(), |(a, f)| format!("{:.2}x", a / f)),
             verdict(m.map(|(a, f)| a <= 2.0 * f)),
         );
@@ -839,6 +931,29 @@ mod tests {
         assert_eq!(i.median("noop_layer"), Some(1160.0));
         assert_eq!(i.over("observe_full_unsampled"), Some(290.0)); // 1300 - 1010
         assert_eq!(i.over("absent"), None);
+    }
+
+    #[test]
+    fn instruction_counts_over_bare_axum() {
+        let dir = std::env::temp_dir().join(format!("observe-instr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("observe-instructions.json"),
+            r#"{"requests":10000,"valgrind":"valgrind-3.24.0",
+               "rows":{"bare_axum":9000,"noop_layer":9900,"observe_full_unsampled":11400}}"#,
+        )
+        .unwrap();
+        let c = Instructions::load(&dir).expect("parsed");
+        let mut md = String::new();
+        instructions_table(&mut md, Some(&c));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.over("observe_full_unsampled"), Some(2400.0));
+        assert_eq!(c.over("absent"), None);
+        assert!(
+            md.contains("| observe_full_unsampled | 11400 | +2400 | +1500 |"),
+            "{md}"
+        );
+        assert!(md.contains("valgrind-3.24.0"), "{md}");
     }
 
     #[test]
