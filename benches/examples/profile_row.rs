@@ -26,7 +26,8 @@ fn main() {
     let id = args.next().unwrap_or_else(|| "observe_metrics".into());
     let n: u64 = args.next().map_or(100_000, |s| s.parse().expect("N"));
     // Built on demand: only the chosen row's router (and its globals) exists in the process.
-    let peers: [(&str, fn() -> Row); 11] = [
+    type MakeRow = fn() -> Row;
+    let peers: [(&str, MakeRow); 11] = [
         ("bare_axum", peers::bare),
         ("noop_layer", peers::noop_layer),
         ("tower_http_trace", peers::tower_http_trace_no_subscriber),
