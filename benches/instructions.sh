@@ -26,21 +26,29 @@ out=target/criterion/in_process
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-count() { # row n -> instructions collected inside the request loop
-  valgrind --tool=callgrind --toggle-collect='*run_in_process*' \
-    --callgrind-out-file="$tmp/cg.$1.$2" "$bin" "$1" "$2" 2>&1 |
-    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+count() { # row n -> instructions collected inside the request loop (of that thread only)
+  local log="$tmp/log.$1.$2" n
+  if ! valgrind --tool=callgrind --toggle-collect='*run_in_process*' \
+      --callgrind-out-file="$tmp/cg.$1.$2" "$bin" "$1" "$2" >"$log" 2>&1; then
+    echo "row $1 failed under valgrind:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  n=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+  [ -n "$n" ] || { echo "no instruction count for row $1:" >&2; cat "$log" >&2; exit 1; }
+  echo "$n"
 }
-json="{\"requests\":10000,\"valgrind\":\"$(valgrind --version)\",\"rows\":{"
+# Rows as an array, in the order given (the results table keeps it).
+json="{\"requests\":10000,\"valgrind\":\"$(valgrind --version)\",\"rows\":["
 sep=""
 for row in "${rows[@]}"; do
   a=$(count "$row" 5000)
   b=$(count "$row" 15000)
   per=$(( (b - a) / 10000 ))
   printf '%-32s %7d instructions/request\n' "$row" "$per"
-  json+="$sep\"$row\":$per"
+  json+="$sep[\"$row\",$per]"
   sep=","
 done
-json+="}}"
+json+="]}"
 echo "$json" > "$out/observe-instructions.json"
 echo "wrote $out/observe-instructions.json"

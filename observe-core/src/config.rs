@@ -148,6 +148,7 @@ impl Propagator {
 /// assert!(c.traces_otlp().is_none(), "console needs no endpoint");
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExporterKind {
     /// OTLP, to the configured endpoint.
     Otlp,

@@ -94,10 +94,11 @@ struct Instructions {
 impl Instructions {
     fn load(group_dir: &Path) -> Option<Self> {
         let v = read_json(&group_dir.join("observe-instructions.json"))?;
+        // `[[id, instructions], ...]`, in the order the script ran them.
         let rows = v["rows"]
-            .as_object()?
+            .as_array()?
             .iter()
-            .map(|(k, n)| Some((k.clone(), n.as_f64()?)))
+            .map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_f64()?)))
             .collect::<Option<Vec<_>>>()?;
         Some(Instructions {
             valgrind: v["valgrind"].as_str().unwrap_or("valgrind").to_owned(),
@@ -522,7 +523,8 @@ fn instructions_table(md: &mut String, instructions: Option<&Instructions>) {
     let _ = writeln!(
         md,
         "The in-process rows counted by {} (`benches/instructions.sh`): instructions inside the \
-         request loop at 15,000 requests minus at 5,000, over 10,000. Exact and repeatable, unlike \
+         request loop at 15,000 requests minus at 5,000, over 10,000, on the request's thread \
+         only (a batch processor's or log writer's thread is not counted). Exact and repeatable, unlike \
          time on a shared machine; not time (an atomic or a clock read costs more than an add). \
          Under valgrind `quanta` sees no invariant TSC and reads the OS clock, which overstates \
          the clock's share of observe's rows.\n",
@@ -940,7 +942,7 @@ mod tests {
         std::fs::write(
             dir.join("observe-instructions.json"),
             r#"{"requests":10000,"valgrind":"valgrind-3.24.0",
-               "rows":{"bare_axum":9000,"noop_layer":9900,"observe_full_unsampled":11400}}"#,
+               "rows":[["bare_axum",9000],["noop_layer",9900],["observe_full_unsampled",11400]]}"#,
         )
         .unwrap();
         let c = Instructions::load(&dir).expect("parsed");

@@ -212,21 +212,25 @@ impl super::Metrics {
             }
         }
         .map_err(|_| EncodeError::Registry)?;
+        // Registering a metric waits on this lock: rewrite after letting it go.
+        drop(registry);
         canonicalize_bucket_bounds(s, start);
         Ok(())
     }
 }
 
 /// Rewrites the `le` label of every histogram bucket sample in `s[start..]` (the users'
-/// metrics) into the canonical form observe's own families use. prometheus-client writes bounds
-/// as Go does in the text format (`1`, `1e+06`) and with `dtoa` in OpenMetrics (`1.0`,
-/// `1000000.0`), so a user's histogram would otherwise change series when Prometheus switches
-/// format. Lines it cannot parse are left as they are.
+/// metrics) into the canonical form observe's own families use. prometheus-client's text
+/// encoder writes bounds as Go does (`1`, `1e+06`) and its OpenMetrics encoder with `dtoa`
+/// (`1.0`, `1000000.0`), so a user's histogram would otherwise change series when Prometheus
+/// switches format. Lines it cannot parse are left as they are. Every series of a family
+/// repeats the same bounds, so each distinct bound is formatted once per scrape.
 fn canonicalize_bucket_bounds(s: &mut String, start: usize) {
     if !s[start..].contains("le=\"") {
         return;
     }
     let tail = s.split_off(start);
+    let mut formatted: Vec<(u64, String)> = Vec::new();
     let mut histogram = false;
     for line in tail.split_inclusive('\n') {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -237,7 +241,18 @@ fn canonicalize_bucket_bounds(s: &mut String, start: usize) {
         } else if histogram && !line.starts_with('#') {
             if let Some((value, le)) = bucket_bound(line) {
                 s.push_str(&line[..value.start]);
-                write_canonical_float(s, le);
+                let bits = le.to_bits();
+                match formatted.iter().find(|(b, _)| *b == bits) {
+                    Some((_, text)) => s.push_str(text),
+                    // A handful of bucket layouts in practice; past that, no cache to search.
+                    None if formatted.len() >= 64 => write_canonical_float(s, le),
+                    None => {
+                        let mut text = String::new();
+                        write_canonical_float(&mut text, le);
+                        s.push_str(&text);
+                        formatted.push((bits, text));
+                    }
+                }
                 s.push_str(&line[value.end..]);
                 continue;
             }

@@ -371,6 +371,61 @@ impl fmt::Debug for HttpClientMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written `Hash` must give equal label sets equal hashes, and keep apart sets
+    /// that differ only in a field's presence.
+    #[test]
+    fn server_labels_hash_follows_equality() {
+        use std::hash::BuildHasher;
+        let h = foldhash::fast::RandomState::default();
+        let base = HttpServerLabels {
+            method: HttpMethod::Get,
+            scheme: UrlScheme::Http,
+            route: Some(Route::intern("/hash-test/{id}")),
+            status: 200,
+            error: None,
+        };
+        let same = HttpServerLabels {
+            route: Some(Route::intern(&String::from("/hash-test/{id}"))),
+            ..base
+        };
+        assert_eq!(base, same);
+        assert_eq!(h.hash_one(base), h.hash_one(same));
+        let variants = [
+            HttpServerLabels {
+                route: None,
+                ..base
+            },
+            HttpServerLabels {
+                route: Some(Route::OTHER),
+                ..base
+            },
+            HttpServerLabels {
+                error: Some(ErrorType::Other),
+                ..base
+            },
+            HttpServerLabels {
+                error: Some(ErrorType::Status(200)),
+                ..base
+            },
+            HttpServerLabels {
+                status: 201,
+                ..base
+            },
+            HttpServerLabels {
+                method: HttpMethod::Post,
+                ..base
+            },
+            HttpServerLabels {
+                scheme: UrlScheme::Https,
+                ..base
+            },
+        ];
+        for v in variants {
+            assert_ne!(v, base);
+            assert_ne!(h.hash_one(v), h.hash_one(base), "{v:?}");
+        }
+    }
     use crate::metrics::Series;
 
     fn recorded_error(status: u16, error: Option<ErrorType>, client: bool) -> Option<ErrorType> {

@@ -17,7 +17,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{LazyLock, PoisonError, RwLock};
 
 use crate::context::{RequestContext, SpanId, TraceId};
@@ -41,7 +41,7 @@ pub(crate) struct Interned {
 }
 
 impl Interned {
-    const fn new(s: &'static str) -> Self {
+    fn new(s: &'static str) -> Self {
         Interned {
             s,
             hash: content_hash(s),
@@ -49,22 +49,26 @@ impl Interned {
     }
 }
 
-/// FNV-1a over the bytes: `const`, so `_OTHER` gets its hash at compile time. Only ever fed
-/// into a table's own hasher, which mixes it with that table's random seed.
-const fn content_hash(s: &str) -> u64 {
-    let bytes = s.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
+/// The hash of `_OTHER`: fixed, so that [`OTHER_INTERNED`] can be a `static` (and
+/// `Route::OTHER` a constant). Interning `"_OTHER"` returns that record itself.
+const OTHER_HASH: u64 = 0x5f4f_5448_4552_0000;
+
+/// A hash of `s` with a seed drawn once per process, so that nobody can choose strings that
+/// collide (a host name from a user-supplied URL, say) and turn series lookups into long
+/// probes. Equal strings always get the same hash, `_OTHER` included.
+fn content_hash(s: &str) -> u64 {
+    static SEEDED: LazyLock<foldhash::quality::RandomState> = LazyLock::new(Default::default);
+    if s == OTHER {
+        return OTHER_HASH;
     }
-    hash
+    SEEDED.hash_one(s)
 }
 
 /// `_OTHER`, for every interned kind.
-static OTHER_INTERNED: Interned = Interned::new(OTHER);
+static OTHER_INTERNED: Interned = Interned {
+    s: OTHER,
+    hash: OTHER_HASH,
+};
 
 struct Interner {
     // foldhash rather than SipHash: this lookup runs on every request, and the set is bounded
@@ -621,7 +625,6 @@ impl Exemplar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
 
     /// `From<&Method>` compares `http`'s enum; it must agree with the text match for every
     /// standard method and send extension methods (any case) to `_OTHER`.
@@ -664,13 +667,18 @@ mod tests {
         let b = Route::intern(&String::from("/eq-test/{id}"));
         assert_eq!(a, b);
         assert_eq!(hasher.hash_one(a), hasher.hash_one(b));
-        // Two records with the same content (not something interning produces, but the
-        // comparison must not depend on it).
+        // Two records with the same content (interning never makes them, but equality and
+        // hashing must not depend on it), `_OTHER` included.
         let twin = Route(Box::leak(Box::new(Interned::new(Box::leak(
             String::from("/eq-test/{id}").into_boxed_str(),
         )))));
         assert_eq!(a, twin);
         assert_eq!(hasher.hash_one(a), hasher.hash_one(twin));
+        let other_twin = Route(Box::leak(Box::new(Interned::new(Box::leak(
+            String::from(OTHER).into_boxed_str(),
+        )))));
+        assert_eq!(other_twin, Route::OTHER);
+        assert_eq!(hasher.hash_one(other_twin), hasher.hash_one(Route::OTHER));
         assert_ne!(a, Route::intern("/eq-test/{other}"));
         assert!(Route::intern("/a") < Route::intern("/b"));
     }

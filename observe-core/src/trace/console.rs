@@ -3,8 +3,11 @@
 //!
 //! The exporter runs on the batch processor's thread like the OTLP one (same queue, same
 //! limits, same drop counting; spans arrive already redacted), so a request never pays for
-//! the formatting or the write. Lines are built with the JSON log layer's escaper and written
-//! whole under the stdout lock, so they never interleave with log lines. A line:
+//! the formatting or the write. Lines are built with the JSON log layer's escaper and each is
+//! written whole under the stdout lock, so they never interleave with log lines. A stdout that
+//! stops draining (a full pipe) blocks this thread, not requests: spans then wait in the
+//! processor's queue and, once it is full, are dropped and counted like any export backlog.
+//! A line:
 //!
 //! ```text
 //! {"signal":"span","name":"GET /users/{id}","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",
@@ -62,17 +65,19 @@ where
 {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let mut line = Vec::with_capacity(1024);
-        // One writer (for stdout: one lock) for the batch; each line is one `write_all`.
-        let mut out = self.writer.make_writer();
+        let failed =
+            |e: std::io::Error| OTelSdkError::InternalFailure(format!("console exporter: {e}"));
         for span in &batch {
             line.clear();
             write_span(&mut line, span, &self.service_name);
             line.push(b'\n');
-            out.write_all(&line)
-                .map_err(|e| OTelSdkError::InternalFailure(format!("console exporter: {e}")))?;
+            // One writer (for stdout: the lock) per line, not per batch: log lines written
+            // meanwhile wait for one span line at most, never for a batch of 512.
+            let mut out = self.writer.make_writer();
+            out.write_all(&line).map_err(failed)?;
+            out.flush().map_err(failed)?;
         }
-        out.flush()
-            .map_err(|e| OTelSdkError::InternalFailure(format!("console exporter: {e}")))
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
