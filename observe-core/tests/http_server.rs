@@ -467,3 +467,36 @@ async fn recorded_duration_covers_the_time_the_handler_took() {
     // Buckets 0..=3 end at 5, 10, 25 and 50 ms: a 60 ms request is never counted there.
     assert_eq!(histogram.cumulative()[3], 0, "{histogram:?}");
 }
+
+/// A service that works inside `call` itself (not only in its future) is timed from the
+/// moment the layer received the request: 30 ms spent in `call` are in the observation.
+#[tokio::test]
+async fn recorded_duration_includes_work_done_in_the_inner_call() {
+    #[derive(Clone)]
+    struct SlowCall;
+    impl tower::Service<Request<()>> for SlowCall {
+        type Response = Response<()>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _req: Request<()>) -> Self::Future {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            std::future::ready(Ok(Response::new(())))
+        }
+    }
+    let metrics = fresh_metrics();
+    let svc = ServerLayer::new().metrics(metrics).layer(SlowCall);
+    svc.oneshot(request(None)).await.unwrap();
+    let snapshot = metrics.http_server().snapshot();
+    assert_eq!(snapshot[0].histogram.count, 1);
+    assert!(
+        snapshot[0].histogram.sum >= 0.029,
+        "recorded {} s for 30 ms spent in call",
+        snapshot[0].histogram.sum
+    );
+}

@@ -185,13 +185,15 @@ where
 
         let in_flight = metrics.http_client().start(method, scheme);
         let exemplar = outgoing.as_ref().and_then(Exemplar::from_context);
+        // Before the inner `call`, which may already do work (connect, say).
+        let start = Instant::now();
         ClientResponseFuture {
             inner: self.inner.call(request),
             span,
             state: Some(ClientPending {
                 metrics,
                 _in_flight: in_flight,
-                start: Instant::now(),
+                start,
                 method,
                 address,
                 exemplar,

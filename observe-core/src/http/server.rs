@@ -330,6 +330,8 @@ where
                 state: None,
             };
         };
+        // From here, not after the inner `call`: a service may do real work in `call` itself.
+        let start = Instant::now();
         let settings = &self.settings;
         let metrics = settings.metrics.unwrap_or_else(Metrics::global);
         let method = HttpMethod::from(request.method());
@@ -393,7 +395,7 @@ where
             state: Some(Pending {
                 metrics,
                 _in_flight: in_flight,
-                start: Instant::now(),
+                start,
                 method,
                 scheme,
                 route,
