@@ -259,6 +259,7 @@ fn apply_env(cmd: &mut Command, options: &TourOptions) {
         }
     }
     cmd.env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    cmd.env("OTEL_BLRP_SCHEDULE_DELAY", "200");
     if let Some(e) = &options.otlp_endpoint {
         cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", e);
     }

@@ -145,7 +145,8 @@ async fn planted_secrets_appear_in_no_output() {
         .otlp_endpoint(receiver.grpc_endpoint())
         .otlp_protocol(OtlpProtocol::Grpc)
         .sampler(Sampler::AlwaysOn)
-        .batch(batch);
+        .batch(batch.clone())
+        .log_batch(batch);
     config.logs_exporter = ExporterKind::Otlp;
     let trace_guard = trace::install(&config).unwrap();
     let otlp = otlp_logs::install(&config)
@@ -174,8 +175,12 @@ async fn planted_secrets_appear_in_no_output() {
         let (spans, records) = tokio::task::block_in_place(|| {
             let spans = receiver.wait_for_spans(4, Duration::from_secs(10));
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            // Wait for this request's own records: other events (h2's, say) may be exported first.
+            let has_login = |r: &[serde_json::Value]| {
+                serde_json::to_string(r).is_ok_and(|t| t.contains("login attempt"))
+            };
             let mut records = receiver.logs();
-            while records.len() < 2 && std::time::Instant::now() < deadline {
+            while !has_login(&records) && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
                 records = receiver.logs();
             }
