@@ -581,9 +581,6 @@ fn goals(
         "## Goals\n\nChecked against this run (in-process rows, overhead over bare axum).\n"
     );
     let _ = writeln!(md, "| goal | measured | verdict |\n|---|---|---|");
-    // Goals measured more than one way; each measure's verdict, for the summary below.
-    let mut unsampled: Vec<Option<bool>> = Vec::new();
-    let mut sampled: Vec<Option<bool>> = Vec::new();
 
     for row in ["observe_metrics", "observe_full_unsampled"] {
         let m = allocs(row).zip(allocs("noop_layer"));
@@ -595,90 +592,62 @@ fn goals(
             verdict(m.map(|(a, f)| a <= f)),
         );
     }
-    let raw = over("observe_full_unsampled").zip(over("noop_layer"));
-    // A floor at or below zero means the bare axum row was disturbed: no ratio to take.
-    let m = raw.filter(|(_, f)| *f > 0.0);
-    let _ = writeln!(
-        md,
-        "| full unsampled overhead at most ~2x the floor's | {} vs floor {} ({}) | {} |",
-        raw.map_or("–".into(), |x| fmt_signed_ns(x.0)),
-        raw.map_or("–".into(), |x| fmt_signed_ns(x.1)),
-        m.map_or("no ratio".into(), |(a, f)| format!("{:.2}x", a / f)),
-        match (raw, m) {
-            (Some(_), None) =>
-                "not measured (the floor came out ≤ 0: bare axum's row was disturbed)",
-            _ => verdict(m.map(|(a, f)| a <= 2.0 * f)),
-        },
-    );
-    unsampled.push(m.map(|(a, f)| a <= 2.0 * f));
-    if let Some(i) = interleaved {
-        let m = i
-            .over("observe_full_unsampled")
-            .zip(i.over("noop_layer"))
-            .filter(|(_, f)| *f > 0.0);
-        let _ = writeln!(
-            md,
-            "| the same, rows timed in turns (median of {} rounds of {} requests) | {} vs floor {} ({}) | {} |",
+    let turns = interleaved.map(|i| {
+        format!(
+            "the same, rows timed in turns (median of {} rounds of {} requests)",
             i.rounds(),
-            i.batch,
-            m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
-            m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
-            m.map_or("–".into(), |(a, f)| format!("{:.2}x", a / f)),
-            verdict(m.map(|(a, f)| a <= 2.0 * f)),
-        );
-        unsampled.push(m.map(|(a, f)| a <= 2.0 * f));
+            i.batch
+        )
+    });
+    let unsampled_label = "full unsampled overhead at most ~2x the floor's";
+    let sampled_label = "sampled at least 3x cheaper than axum-tracing-opentelemetry sampled";
+    let pair = |a: &str, b: &str| over(a).zip(over(b));
+    let (us, fl) = ("observe_full_unsampled", "noop_layer");
+    let (os, at) = ("observe_sampled", "axum_tracing_otel_sampled");
+    let mut unsampled = vec![ratio_row(
+        md,
+        Ratio::AtMostTwice,
+        Unit::Ns,
+        unsampled_label,
+        pair(us, fl),
+    )];
+    let mut sampled = Vec::new();
+    if let (Some(i), Some(label)) = (interleaved, &turns) {
+        let m = i.over(us).zip(i.over(fl));
+        unsampled.push(ratio_row(md, Ratio::AtMostTwice, Unit::Ns, label, m));
     }
     if let Some(c) = instructions {
-        let m = c.over("observe_full_unsampled").zip(c.over("noop_layer"));
-        let _ = writeln!(
+        let label = "the same, in instructions per request (callgrind; not time, but exact)";
+        let m = c.over(us).zip(c.over(fl));
+        unsampled.push(ratio_row(
             md,
-            "| the same, in instructions per request (callgrind; not time, but exact) | {} vs floor {} ({}) | {} |",
-            m.map_or("–".into(), |x| format!("{:+}", x.0 as i64)),
-            m.map_or("–".into(), |x| format!("{:+}", x.1 as i64)),
-            m.map_or("–".into(), |(a, f)| format!("{:.2}x", a / f)),
-            verdict(m.map(|(a, f)| a <= 2.0 * f)),
-        );
-        unsampled.push(m.map(|(a, f)| a <= 2.0 * f));
+            Ratio::AtMostTwice,
+            Unit::Instructions,
+            label,
+            m,
+        ));
     }
-    let m = over("observe_sampled").zip(over("axum_tracing_otel_sampled"));
-    let _ = writeln!(
+    sampled.push(ratio_row(
         md,
-        "| sampled at least 3x cheaper than axum-tracing-opentelemetry sampled | {} vs {} ({}) | {} |",
-        m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
-        m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
-        m.map_or("–".into(), |(o, a)| format!("{:.2}x cheaper", a / o)),
-        verdict(m.map(|(o, a)| a >= 3.0 * o)),
-    );
-    sampled.push(m.map(|(o, a)| a >= 3.0 * o));
-    if let Some(i) = interleaved {
-        let m = i
-            .over("observe_sampled")
-            .zip(i.over("axum_tracing_otel_sampled"));
-        let _ = writeln!(
-            md,
-            "| the same, rows timed in turns (median of {} rounds of {} requests) | {} vs {} ({}) | {} |",
-            i.rounds(),
-            i.batch,
-            m.map_or("–".into(), |x| fmt_signed_ns(x.0)),
-            m.map_or("–".into(), |x| fmt_signed_ns(x.1)),
-            m.map_or("–".into(), |(o, a)| format!("{:.2}x cheaper", a / o)),
-            verdict(m.map(|(o, a)| a >= 3.0 * o)),
-        );
-        sampled.push(m.map(|(o, a)| a >= 3.0 * o));
+        Ratio::ThreeTimesCheaper,
+        Unit::Ns,
+        sampled_label,
+        pair(os, at),
+    ));
+    if let (Some(i), Some(label)) = (interleaved, &turns) {
+        let m = i.over(os).zip(i.over(at));
+        sampled.push(ratio_row(md, Ratio::ThreeTimesCheaper, Unit::Ns, label, m));
     }
     if let Some(c) = instructions {
-        let m = c
-            .over("observe_sampled")
-            .zip(c.over("axum_tracing_otel_sampled"));
-        let _ = writeln!(
+        let label = "the same, in instructions per request (callgrind; request thread only)";
+        let m = c.over(os).zip(c.over(at));
+        sampled.push(ratio_row(
             md,
-            "| the same, in instructions per request (callgrind; request thread only) | {} vs {} ({}) | {} |",
-            m.map_or("–".into(), |x| format!("{:+}", x.0 as i64)),
-            m.map_or("–".into(), |x| format!("{:+}", x.1 as i64)),
-            m.map_or("–".into(), |(o, a)| format!("{:.2}x cheaper", a / o)),
-            verdict(m.map(|(o, a)| a >= 3.0 * o)),
-        );
-        sampled.push(m.map(|(o, a)| a >= 3.0 * o));
+            Ratio::ThreeTimesCheaper,
+            Unit::Instructions,
+            label,
+            m,
+        ));
     }
     let j = find(benches, "json_log", "observe_json_in_request", None)
         .or_else(|| find(benches, "json_log", "observe_json", None))
@@ -728,6 +697,59 @@ fn goals(
         let _ = writeln!(md, "- {goal}: {}", combined(verdicts));
     }
     md.push('\n');
+}
+
+/// The two ratio goals: ours at most twice the floor's overhead, or at least 3x cheaper than
+/// a peer's.
+#[derive(Clone, Copy)]
+enum Ratio {
+    AtMostTwice,
+    ThreeTimesCheaper,
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Ns,
+    Instructions,
+}
+
+/// Writes one measure of a ratio goal, `(ours, theirs)` overheads over bare axum, and returns
+/// its verdict (`None`: not measured). A baseline at or below zero (bare axum's row disturbed)
+/// gives no ratio rather than a meaningless one.
+fn ratio_row(
+    md: &mut String,
+    ratio: Ratio,
+    unit: Unit,
+    label: &str,
+    pair: Option<(f64, f64)>,
+) -> Option<bool> {
+    let show = |x: f64| match unit {
+        Unit::Ns => fmt_signed_ns(x),
+        Unit::Instructions => format!("{:+}", x as i64),
+    };
+    let (vs, divisor) = match ratio {
+        Ratio::AtMostTwice => ("vs floor", pair.map(|p| p.1)),
+        Ratio::ThreeTimesCheaper => ("vs", pair.map(|p| p.0)),
+    };
+    let usable = pair.filter(|_| divisor.is_some_and(|d| d > 0.0));
+    let (text, met) = match (ratio, usable) {
+        (Ratio::AtMostTwice, Some((a, f))) => (format!("{:.2}x", a / f), a <= 2.0 * f),
+        (Ratio::ThreeTimesCheaper, Some((o, p))) => {
+            (format!("{:.2}x cheaper", p / o), p >= 3.0 * o)
+        }
+        (_, None) => ("no ratio".to_owned(), false),
+    };
+    let verdict_text = match (pair, usable) {
+        (Some(_), None) => "not measured (a baseline came out ≤ 0: bare axum's row was disturbed)",
+        _ => verdict(usable.map(|_| met)),
+    };
+    let _ = writeln!(
+        md,
+        "| {label} | {} {vs} {} ({text}) | {verdict_text} |",
+        pair.map_or("–".into(), |p| show(p.0)),
+        pair.map_or("–".into(), |p| show(p.1)),
+    );
+    usable.map(|_| met)
 }
 
 /// One verdict for a goal measured several ways: met only if every measure says met.
@@ -996,6 +1018,47 @@ mod tests {
         assert_eq!(i.median("noop_layer"), Some(1160.0));
         assert_eq!(i.over("observe_full_unsampled"), Some(290.0)); // 1300 - 1010
         assert_eq!(i.over("absent"), None);
+    }
+
+    #[test]
+    fn ratio_rows_judge_and_refuse_a_disturbed_baseline() {
+        let mut md = String::new();
+        let two = Ratio::AtMostTwice;
+        assert_eq!(
+            ratio_row(&mut md, two, Unit::Ns, "u", Some((290.0, 150.0))),
+            Some(true)
+        );
+        assert_eq!(
+            ratio_row(&mut md, two, Unit::Ns, "u", Some((310.0, 150.0))),
+            Some(false)
+        );
+        assert_eq!(
+            ratio_row(&mut md, two, Unit::Ns, "u", Some((70.0, -99.0))),
+            None
+        );
+        assert_eq!(ratio_row(&mut md, two, Unit::Ns, "u", None), None);
+        let three = Ratio::ThreeTimesCheaper;
+        let i = Unit::Instructions;
+        assert_eq!(
+            ratio_row(&mut md, three, i, "s", Some((100.0, 400.0))),
+            Some(true)
+        );
+        assert_eq!(
+            ratio_row(&mut md, three, i, "s", Some((200.0, 400.0))),
+            Some(false)
+        );
+        assert!(
+            md.contains("| u | +290 ns vs floor +150 ns (1.93x) | met |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("(no ratio) | not measured (a baseline came out ≤ 0"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| s | +100 vs +400 (4.00x cheaper) | met |"),
+            "{md}"
+        );
     }
 
     #[test]
