@@ -414,7 +414,7 @@ fn run_worker<T>(shared: &Shared<T>, rt: &tokio::runtime::Runtime, sink: &dyn Si
                         target: "observe::export",
                         error = %e,
                         failed_exports = errors_since_log,
-                        "OTLP export failed; the batch was dropped and counted (logged at most every 10 s)"
+                        "span export failed; the batch was dropped and counted (logged at most every 10 s)"
                     );
                     errors_since_log = 0;
                     last_log = Some(now);
