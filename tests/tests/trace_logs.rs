@@ -95,25 +95,28 @@ fn refused_log_batches_are_counted_exactly() {
     let Some(receiver) = OtlpReceiver::start() else {
         return;
     };
-    let logs = otlp_logs::install(&config(&receiver, OtlpProtocol::Grpc))
-        .unwrap()
-        .unwrap();
+    let (dropped, refused) = refuse_all(&receiver, &config(&receiver, OtlpProtocol::Grpc), 25);
+    assert_eq!(dropped, 25);
+    assert_eq!(refused, 3, "batches of at most 10: 3 requests");
+    assert!(receiver.logs().is_empty());
+}
+
+/// Installs log export with `config` against `receiver` refusing every export, logs `events`
+/// events, shuts down (nothing left queued), and returns the records counted as dropped and
+/// the export requests the receiver refused.
+fn refuse_all(receiver: &OtlpReceiver, config: &Config, events: usize) -> (u64, u64) {
+    let logs = otlp_logs::install(config).unwrap().unwrap();
     receiver.set_mode(Mode::Fail);
     let before = LOG_RECORDS_DROPPED.get();
     let subscriber = tracing_subscriber::registry().with(logs.layer());
     tracing::subscriber::with_default(subscriber, || {
-        for i in 0..25 {
+        for i in 0..events {
             tracing::info!(i, "refused");
         }
     });
     assert_eq!(logs.shutdown(Duration::from_secs(10)), 0);
-    assert_eq!(LOG_RECORDS_DROPPED.get() - before, 25);
-    assert_eq!(
-        receiver.stats()["failed"],
-        3,
-        "batches of at most 10: 3 requests"
-    );
-    assert!(receiver.logs().is_empty());
+    let refused = receiver.stats()["failed"].as_u64().expect("failed count");
+    (LOG_RECORDS_DROPPED.get() - before, refused)
 }
 
 /// Polls `cond` for up to 10 s.
@@ -194,20 +197,7 @@ fn log_export_follows_otel_blrp_from_the_environment() {
             .map(|(_, v)| v.to_string())
     })
     .unwrap();
-    let logs = otlp_logs::install(&config).unwrap().unwrap();
-    receiver.set_mode(Mode::Fail);
-    let before = LOG_RECORDS_DROPPED.get();
-    let subscriber = tracing_subscriber::registry().with(logs.layer());
-    tracing::subscriber::with_default(subscriber, || {
-        for i in 0..7 {
-            tracing::info!(i, "refused");
-        }
-    });
-    assert_eq!(logs.shutdown(Duration::from_secs(10)), 0);
-    assert_eq!(LOG_RECORDS_DROPPED.get() - before, 7);
-    assert_eq!(
-        receiver.stats()["failed"],
-        3,
-        "batches of at most 3: 3 requests"
-    );
+    let (dropped, refused) = refuse_all(&receiver, &config, 7);
+    assert_eq!(dropped, 7);
+    assert_eq!(refused, 3, "batches of at most 3: 3 requests");
 }
