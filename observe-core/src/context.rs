@@ -33,6 +33,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Decodes exactly `2 * N` lowercase hex digits into `N` bytes (`N` a multiple of 8, as the
 /// 16-byte trace id and 8-byte span id are). W3C Trace Context allows only lowercase hex, so
 /// uppercase is rejected here.
+#[inline]
 fn decode_lower_hex<const N: usize>(src: &[u8]) -> Option<[u8; N]> {
     const { assert!(N.is_multiple_of(8)) };
     if src.len() != N * 2 {
@@ -51,7 +52,7 @@ fn decode_lower_hex<const N: usize>(src: &[u8]) -> Option<[u8; N]> {
 /// Sixteen lowercase hex digits to eight bytes, or `None` if any digit is not `[0-9a-f]`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-pub(crate) fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
+fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of the x86-64 baseline, and the load reads exactly the 16 bytes
     // of `digits` (unaligned load allowed).
@@ -88,7 +89,7 @@ pub(crate) fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
 /// Sixteen lowercase hex digits to eight bytes, eight digits at a time in a u64.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-pub(crate) fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
+fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
     let (a, b) = digits.split_at(8);
     let a = decode_hex8(u64::from_le_bytes(a.try_into().expect("8 digits")))?;
     let b = decode_hex8(u64::from_le_bytes(b.try_into().expect("8 digits")))?;
@@ -164,6 +165,7 @@ macro_rules! id_type {
             }
 
             /// Like [`Self::from_hex`], on bytes.
+            #[inline]
             pub fn from_hex_bytes(hex: &[u8]) -> Option<Self> {
                 decode_lower_hex::<$len>(hex).map(Self)
             }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::context::{decode_hex16, RequestContext, SpanId, TraceFlags, TraceId};
+use crate::context::{RequestContext, SpanId, TraceFlags, TraceId};
 
 /// Length of a version `00` `traceparent` value, and of the prefix read from future versions.
 pub const TRACEPARENT_LEN: usize = 55;
@@ -185,13 +185,9 @@ impl TraceParent {
         if v[..3] != *b"00-" || v[35] != b'-' || v[52] != b'-' {
             return None;
         }
-        let digits = |at: usize| -> &[u8; 16] { v[at..at + 16].try_into().expect("16 digits") };
-        let (high, low) = (decode_hex16(digits(3))?, decode_hex16(digits(19))?);
-        let parent_id = SpanId(decode_hex16(digits(36))?);
+        let trace_id = TraceId::from_hex_bytes(&v[3..35])?;
+        let parent_id = SpanId::from_hex_bytes(&v[36..52])?;
         let flags = hex_byte(&v[53..55])?;
-        let mut trace_id = TraceId::INVALID;
-        trace_id.0[..8].copy_from_slice(&high);
-        trace_id.0[8..].copy_from_slice(&low);
         if !trace_id.is_valid() || !parent_id.is_valid() {
             return None;
         }
