@@ -39,6 +39,7 @@ use axum::Router;
 use observe_core::context::RequestContext;
 use observe_core::http::{RouteExtractor, Routed, ServerLayer};
 use observe_core::metrics::{Metrics, Route};
+use std::cell::{Cell, RefCell};
 
 pub use observe_core;
 pub use observe_core::init;
@@ -79,14 +80,95 @@ impl RouteExtractor for MatchedPathRoute {
     #[inline]
     fn routed<B>(&self, request: &http::Request<B>) -> Routed {
         match request.extensions().get::<MatchedPath>() {
-            Some(path) if is_observe_path(path.as_str()) => Routed::Skip,
-            Some(path) => Routed::Measure(Some(Route::intern(path.as_str()))),
+            Some(path) => routed_cached(path),
             None => Routed::Measure(None),
         }
     }
 }
 
-/// The paths observe itself serves: `/metrics` and the status page.
+/// Slots of the per-thread cache of routing decisions.
+const ROUTED_SLOTS: usize = 16;
+
+/// A cached decision: the address and length of the template it was made for, and whether
+/// the status page was installed then (the only input that can change later, and only once).
+#[derive(Clone, Copy)]
+struct Decision {
+    addr: usize,
+    len: usize,
+    routed: Routed,
+    status_page_known: bool,
+}
+
+/// The templates whose addresses [`DECISIONS`] holds, kept alive so that their allocations
+/// cannot be freed and reused: while a clone is held here, a `MatchedPath` at that address
+/// is that template.
+struct Held([Option<MatchedPath>; ROUTED_SLOTS]);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The templates are released: no decision may outlive them.
+        let _ = DECISIONS.try_with(|slots| slots.iter().for_each(|slot| slot.set(None)));
+    }
+}
+
+thread_local! {
+    // Plain `Copy` cells with no destructor: reading them is a load, with no lazy
+    // registration to check. Only a miss touches `HELD`.
+    static DECISIONS: [Cell<Option<Decision>>; ROUTED_SLOTS] =
+        const { [const { Cell::new(None) }; ROUTED_SLOTS] };
+    static HELD: RefCell<Held> = const { RefCell::new(Held([const { None }; ROUTED_SLOTS])) };
+}
+
+/// The decision for `path`, from a per-thread cache keyed by the template's address.
+///
+/// axum hands every request of a route a clone of one `Arc<str>` template, so a hit costs
+/// an address comparison: no byte comparison, no interner lookup, no check of the observe
+/// paths.
+#[inline]
+fn routed_cached(path: &MatchedPath) -> Routed {
+    let s = path.as_str();
+    let addr = s.as_ptr() as usize;
+    let slot = ((addr >> 4) ^ (addr >> 12)) % ROUTED_SLOTS;
+    if let Some(hit) = DECISIONS.with(|slots| slots[slot].get()) {
+        if hit.addr == addr
+            && hit.len == s.len()
+            && (hit.status_page_known || observe_core::status::global().is_none())
+        {
+            return hit.routed;
+        }
+    }
+    routed_miss(path, slot)
+}
+
+#[cold]
+fn routed_miss(path: &MatchedPath, slot: usize) -> Routed {
+    let s = path.as_str();
+    let status_page_known = observe_core::status::global().is_some();
+    let routed = if is_observe_path(s) {
+        Routed::Skip
+    } else {
+        Routed::Measure(Some(Route::intern(s)))
+    };
+    // Best effort: on a thread being torn down, or re-entered, nothing is cached.
+    let _ = HELD.try_with(|held| {
+        let Ok(mut held) = held.try_borrow_mut() else {
+            return;
+        };
+        // Forget the old decision before its template may be freed.
+        DECISIONS.with(|slots| slots[slot].set(None));
+        held.0[slot] = Some(path.clone());
+        DECISIONS.with(|slots| {
+            slots[slot].set(Some(Decision {
+                addr: s.as_ptr() as usize,
+                len: s.len(),
+                routed,
+                status_page_known,
+            }))
+        });
+    });
+    routed
+}
+
 fn is_observe_path(path: &str) -> bool {
     path == METRICS_PATH
         || observe_core::status::global()

@@ -85,7 +85,17 @@ pub struct Extracted {
     pub baggage: Option<HeaderValue>,
 }
 
+/// `bytes` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+#[inline]
 fn trim_ows(bytes: &[u8]) -> &[u8] {
+    // Senders almost never pad: two byte checks settle it without scanning.
+    match (bytes.first(), bytes.last()) {
+        (Some(b' ' | b'\t'), _) | (_, Some(b' ' | b'\t')) => trim_ows_padded(bytes),
+        _ => bytes,
+    }
+}
+
+fn trim_ows_padded(bytes: &[u8]) -> &[u8] {
     let start = bytes
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t'))
@@ -109,6 +119,19 @@ pub(crate) fn traceparent_from_lines<'a>(
         return None;
     }
     match TraceParent::parse(trim_ows(first)) {
+        Ok(tp) => Some(tp),
+        Err(_) => {
+            counters::PROPAGATION_INVALID.inc();
+            None
+        }
+    }
+}
+
+/// Parses a `traceparent` that arrived as one header line (OWS trimmed), counting it when
+/// unusable. What [`traceparent_from_lines`] does for one line, without the iterator.
+#[inline]
+fn traceparent_one_line(line: &[u8]) -> Option<TraceParent> {
+    match TraceParent::parse(trim_ows(line)) {
         Ok(tp) => Some(tp),
         Err(_) => {
             counters::PROPAGATION_INVALID.inc();
@@ -306,7 +329,7 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
         Lines {
             first: Some(line),
             more: false,
-        } => traceparent_from_lines(std::iter::once(line.as_bytes())),
+        } => traceparent_one_line(line.as_bytes()),
         // Several lines: the rule for them lives in `traceparent_from_lines`.
         Lines { more: true, .. } => traceparent_from_lines(
             headers
@@ -410,6 +433,26 @@ mod tests {
             );
         }
         h
+    }
+
+    /// Optional whitespace around a `traceparent` is ignored, on either side or both, and
+    /// only spaces and tabs count as such.
+    #[test]
+    fn traceparent_ows_is_trimmed() {
+        let expected = TraceParent::parse(TP.as_bytes()).unwrap();
+        for padded in [
+            format!(" {TP}"),
+            format!("{TP}\t"),
+            format!(" \t {TP} \t"),
+            format!("\t{TP}"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(TRACEPARENT, HeaderValue::from_str(&padded).unwrap());
+            assert_eq!(extract(&h).traceparent, Some(expected), "{padded:?}");
+        }
+        assert_eq!(trim_ows(b" \t "), b"");
+        assert_eq!(trim_ows(b""), b"");
+        assert_eq!(trim_ows(b"\x0bx"), b"\x0bx", "a vertical tab is not OWS");
     }
 
     /// The one-pass scan (small maps) and the hashed lookups (large maps) must agree.
