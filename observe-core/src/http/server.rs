@@ -381,14 +381,13 @@ where
         });
 
         let in_flight = metrics.http_server().start(method, scheme);
-        let inner = {
-            // The inner service's `call` may already do work (and log): give it the context.
-            let _entered = cx.enter();
-            let _otel = otel.clone().map(opentelemetry::Context::attach);
-            self.inner.call(request)
-        };
+        // The inner service's `call` may already do work (and log): give it the context. The
+        // guards live until the future is built, so the inner future is written straight into
+        // it rather than built aside and copied.
+        let _entered = cx.enter();
+        let _otel = otel.as_ref().map(|otel| otel.clone().attach());
         ResponseFuture {
-            inner,
+            inner: self.inner.call(request),
             cx: Some(cx),
             carried,
             otel,
