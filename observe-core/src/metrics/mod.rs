@@ -197,7 +197,17 @@ impl Metrics {
     /// # use observe_core::metrics::Metrics;
     /// assert!(std::ptr::eq(Metrics::global(), Metrics::global()));
     /// ```
+    #[inline]
     pub fn global() -> &'static Metrics {
+        // Called per request by layers without their own registry: the built case inline.
+        match GLOBAL.get() {
+            Some(metrics) => metrics,
+            None => Self::global_init(),
+        }
+    }
+
+    #[cold]
+    fn global_init() -> &'static Metrics {
         GLOBAL.get_or_init(|| Metrics::new(MetricsConfig::default()))
     }
 

@@ -374,6 +374,7 @@ impl StatusPageBuilder {
 /// // Nothing installed in this process: the routers serve no status page.
 /// assert!(observe_core::status::global().is_none());
 /// ```
+#[inline]
 pub fn global() -> Option<&'static StatusPage> {
     GLOBAL.get()
 }
