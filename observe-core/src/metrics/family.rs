@@ -9,6 +9,7 @@
 //! and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
 //! insert mutex of one family while it copies counters; recording goes on meanwhile.
 
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -347,6 +348,9 @@ pub(crate) struct HistogramFamily<K> {
     /// queue every request on one lock).
     len: AtomicUsize,
     limit: usize,
+    /// This family's own number, never reused: what the per-thread series cache is keyed by
+    /// (an address could be reused by a family made after this one is dropped).
+    id: u64,
 }
 
 struct Entry<K> {
@@ -389,6 +393,51 @@ struct Writer<K> {
 
 const INITIAL_SLOTS: usize = 16;
 
+/// The next family's id; 0 marks an empty cache slot. A `u64` counter does not wrap.
+static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A label set's identity for the per-thread series cache: two words that are equal only for
+/// equal label sets (interned values by address, small fields packed). The converse need not
+/// hold: equal label sets with different identities (an interned value's twin record) only
+/// miss the cache.
+pub(crate) type Identity = [u64; 2];
+
+/// One per-thread cache slot: the series a family holds for a label set's identity.
+#[derive(Copy, Clone)]
+struct CachedSeries {
+    /// The family's `id`; 0 for an empty slot.
+    family: u64,
+    identity: Identity,
+    series: *const HistogramSeries,
+}
+
+impl CachedSeries {
+    const EMPTY: CachedSeries = CachedSeries {
+        family: 0,
+        identity: [0; 2],
+        series: std::ptr::null(),
+    };
+}
+
+/// Slots of the per-thread series cache (direct-mapped by identity, shared by all families).
+const SERIES_CACHE_SLOTS: usize = 8;
+
+thread_local! {
+    /// The series found last for a few label sets: a repeated label set skips hashing and
+    /// probing. A pointer here is only dereferenced by the family whose `id` the slot names,
+    /// while it is borrowed (`&self`); a family frees its series only when dropped, and its id
+    /// is never given to another family, so a slot of a dropped family is never read again.
+    static SERIES_CACHE: [Cell<CachedSeries>; SERIES_CACHE_SLOTS] =
+        const { [const { Cell::new(CachedSeries::EMPTY) }; SERIES_CACHE_SLOTS] };
+}
+
+#[inline(always)]
+fn cache_slot(identity: &Identity) -> usize {
+    // Interned values are 16-byte aligned records; the packed word varies in its low bits.
+    let mixed = identity[0] ^ (identity[1] >> 4) ^ (identity[1] >> 9);
+    (mixed ^ (mixed >> 16)) as usize % SERIES_CACHE_SLOTS
+}
+
 // SAFETY: the raw pointers are owned by the family (freed only in `Drop`, which needs `&mut`);
 // shared access is to `Entry<K>` (a `K` compared and read, a series of atomics) and to tables
 // of atomics, so sharing the family is as safe as sharing `K`.
@@ -427,6 +476,7 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             overflowed: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             limit,
+            id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -465,6 +515,57 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         let hash = self.hasher.hash_one(key);
         match self.find(&key, hash) {
             Some(series) => series.observe_ns(ns, exemplar),
+            None => self.observe_new(key, hash, ns, exemplar),
+        }
+    }
+
+    /// Records `ns` nanoseconds for `key`, through the per-thread cache when `identity` is
+    /// given. `identity` must be equal only for equal keys (see [`Identity`]); `None` (a label
+    /// set that has none) takes the uncached path.
+    #[inline]
+    pub(crate) fn observe_ns_cached(
+        &self,
+        key: K,
+        identity: Option<Identity>,
+        ns: u64,
+        exemplar: Option<Exemplar>,
+    ) {
+        let Some(identity) = identity else {
+            return self.observe_ns(key, ns, exemplar);
+        };
+        let slot = cache_slot(&identity);
+        let cached = SERIES_CACHE.with(|cache| cache[slot].get());
+        if cached.family == self.id && cached.identity == identity {
+            // SAFETY: the slot was filled by this family (ids are never reused) with one of its
+            // entries' series, which live until the family is dropped; `&self` excludes that.
+            return unsafe { &*cached.series }.observe_ns(ns, exemplar);
+        }
+        self.observe_ns_and_cache(key, identity, slot, ns, exemplar);
+    }
+
+    /// The cache missed: look the key up as usual and remember where its series is. A key
+    /// that goes to the overflow series is not cached, so every such observation is counted.
+    #[inline(never)]
+    fn observe_ns_and_cache(
+        &self,
+        key: K,
+        identity: Identity,
+        slot: usize,
+        ns: u64,
+        exemplar: Option<Exemplar>,
+    ) {
+        let hash = self.hasher.hash_one(key);
+        match self.find(&key, hash) {
+            Some(series) => {
+                SERIES_CACHE.with(|cache| {
+                    cache[slot].set(CachedSeries {
+                        family: self.id,
+                        identity,
+                        series,
+                    })
+                });
+                series.observe_ns(ns, exemplar);
+            }
             None => self.observe_new(key, hash, ns, exemplar),
         }
     }

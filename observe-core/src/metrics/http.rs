@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::encode::{LabelList, WriteLabels};
-use super::family::{HistogramFamily, SeriesSnapshot};
+use super::family::{HistogramFamily, Identity, SeriesSnapshot};
 use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlScheme};
 
 /// Labels of one HTTP server request.
@@ -72,6 +72,30 @@ impl std::hash::Hash for HttpServerLabels {
 }
 
 impl HttpServerLabels {
+    /// The label set's identity for the family's per-thread cache: the small fields and the
+    /// error packed into one word, the route's interned record by address in the other. Equal
+    /// identities mean equal label sets. `None` for a `Named` error (its text is compared by
+    /// content), which skips the cache.
+    #[inline]
+    fn identity(&self) -> Option<Identity> {
+        let (error_tag, error_value) = match self.error {
+            None => (0, 0),
+            Some(ErrorType::Cancelled) => (1, 0),
+            Some(ErrorType::Timeout) => (2, 0),
+            Some(ErrorType::Status(code)) => (3, u64::from(code)),
+            Some(ErrorType::Grpc(code)) => (4, code as u64),
+            Some(ErrorType::Other) => (5, 0),
+            Some(ErrorType::Named(_)) => return None,
+        };
+        let small = self.method as u64
+            | (self.scheme as u64) << 8
+            | u64::from(self.status) << 16
+            | u64::from(self.route.is_some()) << 32
+            | error_tag << 33
+            | error_value << 40;
+        Some([small, self.route.map_or(0, Route::address)])
+    }
+
     fn normalized(mut self) -> Self {
         if self.error.is_none() {
             if self.status >= 500 {
@@ -269,7 +293,9 @@ impl HttpServerMetrics {
     /// from its clock: no `Duration` built and taken apart again on every request.
     #[inline]
     pub(crate) fn record_ns(&self, labels: HttpServerLabels, ns: u64, exemplar: Option<Exemplar>) {
-        self.duration.observe_ns(labels.normalized(), ns, exemplar);
+        let labels = labels.normalized();
+        self.duration
+            .observe_ns_cached(labels, labels.identity(), ns, exemplar);
     }
 
     /// The current value of the active-requests gauge for one method and scheme.
