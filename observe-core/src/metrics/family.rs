@@ -809,6 +809,155 @@ mod tests {
         assert_eq!(one.histogram.count, 2);
     }
 
+    /// Every value lands in the bucket the `le` rule gives (first bound `>=` the value), at
+    /// and around every bound and every power of two, and for the extremes.
+    #[test]
+    fn bucket_index_agrees_with_a_search_of_the_bounds() {
+        let expected = |ns: u64| BOUNDS_NS.partition_point(|&b| b < ns);
+        let mut values = vec![0, 1, u64::MAX - 1, u64::MAX];
+        for b in BOUNDS_NS {
+            values.extend([b - 1, b, b + 1]);
+        }
+        for shift in 0..64 {
+            let p = 1u64 << shift;
+            values.extend([p - 1, p, p + 1]);
+        }
+        // And a spread of values in between (a fixed LCG, so the test is repeatable).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            values.push(x >> (x % 40));
+        }
+        for ns in values {
+            assert_eq!(bucket_index(ns), expected(ns), "{ns} ns");
+        }
+    }
+
+    fn count_of(f: &HistogramFamily<u32>, key: u32) -> u64 {
+        f.snapshot()
+            .iter()
+            .find(|s| s.series == Series::Labels(key))
+            .map_or(0, |s| s.histogram.count)
+    }
+
+    /// More label sets than cache slots, alternating: every observation still lands in its
+    /// own label set's series, whether the cache hits, misses or was overwritten.
+    #[test]
+    fn series_cache_gives_each_label_set_its_own_series() {
+        let f: HistogramFamily<u32> = HistogramFamily::new(100);
+        let keys: Vec<u32> = (0..3 * SERIES_CACHE_SLOTS as u32).collect();
+        for round in 0..5u32 {
+            for &k in &keys {
+                for _ in 0..=k % 3 {
+                    f.observe_ns_cached(k, Some([u64::from(k), 7]), 1_000, None);
+                }
+            }
+            // Alternate two keys back to back as well.
+            for i in 0..10 {
+                let k = [1, 2][i % 2];
+                f.observe_ns_cached(k, Some([u64::from(k), 7]), 1_000, None);
+            }
+            for &k in &keys {
+                let extra = if k == 1 || k == 2 { 5 * (round + 1) } else { 0 };
+                assert_eq!(
+                    count_of(&f, k),
+                    u64::from((k % 3 + 1) * (round + 1) + extra),
+                    "key {k}, round {round}"
+                );
+            }
+        }
+        assert_eq!(f.len(), keys.len());
+        assert_eq!(f.overflowed(), 0);
+    }
+
+    /// Two families share the thread's cache: the same identity in each is its own series.
+    #[test]
+    fn series_cache_keeps_families_apart() {
+        let a: HistogramFamily<u32> = HistogramFamily::new(10);
+        let b: HistogramFamily<u32> = HistogramFamily::new(10);
+        assert_ne!(a.id, b.id);
+        for _ in 0..3 {
+            a.observe_ns_cached(1, Some([1, 0]), 1_000, None);
+            b.observe_ns_cached(1, Some([1, 0]), 1_000, None);
+            b.observe_ns_cached(1, Some([1, 0]), 1_000, None);
+        }
+        assert_eq!(count_of(&a, 1), 3);
+        assert_eq!(count_of(&b, 1), 6);
+    }
+
+    /// A family made after another is dropped (often at the same address) gets a new id, so
+    /// the dropped family's cached series is never used: its observations reach its own.
+    #[test]
+    fn series_cache_never_uses_a_dropped_familys_series() {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            let f = Box::new(HistogramFamily::<u32>::new(10));
+            ids.push(f.id);
+            for _ in 0..2 {
+                f.observe_ns_cached(4, Some([4, 0]), 1_000, None);
+            }
+            assert_eq!(count_of(&f, 4), 2, "a fresh family counts only its own");
+        }
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "family ids are never reused");
+    }
+
+    /// At the limit, a label set that goes to the overflow series is not cached: each of its
+    /// observations is counted as overflow, and cached label sets keep their own series.
+    #[test]
+    fn series_cache_counts_every_overflowing_observation() {
+        let f = HistogramFamily::<u32>::new(2);
+        for round in 1..=4u64 {
+            for k in 0..5u32 {
+                f.observe_ns_cached(k, Some([u64::from(k), 0]), 1_000, None);
+            }
+            assert_eq!(f.overflowed(), 3 * round);
+            assert_eq!(count_of(&f, 0), round);
+            assert_eq!(count_of(&f, 1), round);
+        }
+        let snap = f.snapshot();
+        let over = snap.iter().find(|s| s.series == Series::Overflow).unwrap();
+        assert_eq!(over.histogram.count, 12);
+        assert_eq!(f.len(), 2);
+    }
+
+    /// Without an identity the cache is bypassed, and a cached label set seen again without
+    /// one still reaches the same series.
+    #[test]
+    fn observation_without_identity_reaches_the_same_series() {
+        let f = HistogramFamily::<u32>::new(10);
+        f.observe_ns_cached(9, Some([9, 0]), 1_000, None);
+        f.observe_ns_cached(9, None, 1_000, None);
+        f.observe_ns(9, 1_000, None);
+        assert_eq!(count_of(&f, 9), 3);
+        assert_eq!(f.len(), 1);
+    }
+
+    /// Each thread has its own cache: recorders on several threads, each alternating label
+    /// sets, lose nothing.
+    #[test]
+    fn series_cache_is_per_thread() {
+        let f = HistogramFamily::<u32>::new(100);
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let f = &f;
+                scope.spawn(move || {
+                    for i in 0..1_000u32 {
+                        let k = (i + t) % 20;
+                        f.observe_ns_cached(k, Some([u64::from(k), 1]), 1_000, None);
+                    }
+                });
+            }
+        });
+        let total: u64 = f.snapshot().iter().map(|s| s.histogram.count).sum();
+        assert_eq!(total, 4_000);
+        for k in 0..20 {
+            assert_eq!(count_of(&f, k), 200, "key {k}");
+        }
+    }
+
     #[test]
     fn quantile_interpolates_like_prometheus() {
         let s = HistogramSeries::default();

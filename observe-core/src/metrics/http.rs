@@ -458,6 +458,85 @@ mod tests {
             assert_ne!(h.hash_one(v), h.hash_one(base), "{v:?}");
         }
     }
+    /// Two label sets have the same cache identity only when they are equal: every field,
+    /// the route's presence and the error's kind and value count. A `Named` error has none.
+    #[test]
+    fn server_identity_is_equal_only_for_equal_labels() {
+        let route_a = Route::intern("/identity-test/a");
+        let route_b = Route::intern("/identity-test/b");
+        let mut sets = Vec::new();
+        for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Other] {
+            for scheme in UrlScheme::ALL {
+                for route in [None, Some(route_a), Some(route_b), Some(Route::OTHER)] {
+                    for status in [0, 200, 404, 500, 503, u16::MAX] {
+                        for error in [
+                            None,
+                            Some(ErrorType::Cancelled),
+                            Some(ErrorType::Timeout),
+                            Some(ErrorType::Status(503)),
+                            Some(ErrorType::Status(0)),
+                            Some(ErrorType::Grpc(crate::metrics::GrpcCode::Ok)),
+                            Some(ErrorType::Grpc(crate::metrics::GrpcCode::Unavailable)),
+                            Some(ErrorType::Other),
+                        ] {
+                            sets.push(HttpServerLabels {
+                                method,
+                                scheme,
+                                route,
+                                status,
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for a in &sets {
+            let ia = a.identity().expect("an identity");
+            for b in &sets {
+                assert_eq!(ia == b.identity().unwrap(), a == b, "{a:?} / {b:?}");
+            }
+        }
+        let named = HttpServerLabels {
+            error: Some(ErrorType::Named("io")),
+            ..sets[0]
+        };
+        assert_eq!(named.identity(), None);
+    }
+
+    /// Recording through the per-thread cache: alternating label sets (routes, statuses,
+    /// named errors that skip the cache) each get exactly their own observations.
+    #[test]
+    fn server_records_alternating_label_sets_exactly() {
+        let s = HttpServerMetrics::new(100);
+        let routes = [
+            Some(Route::intern("/alternate/{a}")),
+            Some(Route::intern("/alternate/{b}")),
+            None,
+        ];
+        let errors = [None, Some(ErrorType::Named("io")), Some(ErrorType::Timeout)];
+        let statuses = [200, 404, 503];
+        let mut n = 0u64;
+        for i in 0..810usize {
+            let labels = HttpServerLabels {
+                method: HttpMethod::Get,
+                scheme: UrlScheme::Http,
+                route: routes[i % 3],
+                status: statuses[(i / 3) % 3],
+                error: errors[(i / 9) % 3],
+            };
+            s.record_ns(labels, 1_000 + i as u64, None);
+            n += 1;
+        }
+        let snap = s.snapshot();
+        assert_eq!(snap.len(), 27, "3 routes x 3 statuses x 3 errors");
+        assert!(snap.iter().all(|x| x.histogram.count == n / 27));
+        let sum: f64 = snap.iter().map(|x| x.histogram.sum).sum();
+        let expected: u64 = (0..810u64).map(|i| 1_000 + i).sum();
+        assert!((sum - expected as f64 / 1e9).abs() < 1e-9);
+        assert_eq!(s.overflowed(), 0);
+    }
+
     use crate::metrics::Series;
 
     fn recorded_error(status: u16, error: Option<ErrorType>, client: bool) -> Option<ErrorType> {
