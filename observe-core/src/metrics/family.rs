@@ -433,9 +433,9 @@ thread_local! {
 
 #[inline(always)]
 fn cache_slot(identity: &Identity) -> usize {
-    // Interned values are 16-byte aligned records; the packed word varies in its low bits.
-    let mixed = identity[0] ^ (identity[1] >> 4) ^ (identity[1] >> 9);
-    (mixed ^ (mixed >> 16)) as usize % SERIES_CACHE_SLOTS
+    // Interned values are heap records at least 16 bytes apart; the packed word's low bits
+    // hold the method and its bits from 16 the status.
+    (identity[0] ^ (identity[0] >> 16) ^ (identity[1] >> 5)) as usize % SERIES_CACHE_SLOTS
 }
 
 // SAFETY: the raw pointers are owned by the family (freed only in `Drop`, which needs `&mut`);
