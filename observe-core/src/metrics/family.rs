@@ -519,19 +519,20 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         }
     }
 
-    /// Records `ns` nanoseconds for `key`, through the per-thread cache when `identity` is
-    /// given. `identity` must be equal only for equal keys (see [`Identity`]); `None` (a label
-    /// set that has none) takes the uncached path.
+    /// Records `ns` nanoseconds for the label set `key()` makes, through the per-thread cache
+    /// when `identity` is given. `identity` must be equal only for equal keys (see
+    /// [`Identity`]); `None` (a label set that has none) takes the uncached path. The key is
+    /// only made when the cache misses: a hit needs nothing but the identity.
     #[inline]
     pub(crate) fn observe_ns_cached(
         &self,
-        key: K,
         identity: Option<Identity>,
+        key: impl FnOnce() -> K,
         ns: u64,
         exemplar: Option<Exemplar>,
     ) {
         let Some(identity) = identity else {
-            return self.observe_ns(key, ns, exemplar);
+            return self.observe_ns_uncached(key(), ns, exemplar);
         };
         let slot = cache_slot(&identity);
         let cached = SERIES_CACHE.with(|cache| cache[slot].get());
@@ -540,7 +541,12 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             // entries' series, which live until the family is dropped; `&self` excludes that.
             return unsafe { &*cached.series }.observe_ns(ns, exemplar);
         }
-        self.observe_ns_and_cache(key, identity, slot, ns, exemplar);
+        self.observe_ns_and_cache(key(), identity, slot, ns, exemplar);
+    }
+
+    #[inline(never)]
+    fn observe_ns_uncached(&self, key: K, ns: u64, exemplar: Option<Exemplar>) {
+        self.observe_ns(key, ns, exemplar);
     }
 
     /// The cache missed: look the key up as usual and remember where its series is. A key
@@ -849,13 +855,13 @@ mod tests {
         for round in 0..5u32 {
             for &k in &keys {
                 for _ in 0..=k % 3 {
-                    f.observe_ns_cached(k, Some([u64::from(k), 7]), 1_000, None);
+                    f.observe_ns_cached(Some([u64::from(k), 7]), || k, 1_000, None);
                 }
             }
             // Alternate two keys back to back as well.
             for i in 0..10 {
                 let k = [1, 2][i % 2];
-                f.observe_ns_cached(k, Some([u64::from(k), 7]), 1_000, None);
+                f.observe_ns_cached(Some([u64::from(k), 7]), || k, 1_000, None);
             }
             for &k in &keys {
                 let extra = if k == 1 || k == 2 { 5 * (round + 1) } else { 0 };
@@ -877,9 +883,9 @@ mod tests {
         let b: HistogramFamily<u32> = HistogramFamily::new(10);
         assert_ne!(a.id, b.id);
         for _ in 0..3 {
-            a.observe_ns_cached(1, Some([1, 0]), 1_000, None);
-            b.observe_ns_cached(1, Some([1, 0]), 1_000, None);
-            b.observe_ns_cached(1, Some([1, 0]), 1_000, None);
+            a.observe_ns_cached(Some([1, 0]), || 1, 1_000, None);
+            b.observe_ns_cached(Some([1, 0]), || 1, 1_000, None);
+            b.observe_ns_cached(Some([1, 0]), || 1, 1_000, None);
         }
         assert_eq!(count_of(&a, 1), 3);
         assert_eq!(count_of(&b, 1), 6);
@@ -894,7 +900,7 @@ mod tests {
             let f = Box::new(HistogramFamily::<u32>::new(10));
             ids.push(f.id);
             for _ in 0..2 {
-                f.observe_ns_cached(4, Some([4, 0]), 1_000, None);
+                f.observe_ns_cached(Some([4, 0]), || 4, 1_000, None);
             }
             assert_eq!(count_of(&f, 4), 2, "a fresh family counts only its own");
         }
@@ -911,7 +917,7 @@ mod tests {
         let f = HistogramFamily::<u32>::new(2);
         for round in 1..=4u64 {
             for k in 0..5u32 {
-                f.observe_ns_cached(k, Some([u64::from(k), 0]), 1_000, None);
+                f.observe_ns_cached(Some([u64::from(k), 0]), || k, 1_000, None);
             }
             assert_eq!(f.overflowed(), 3 * round);
             assert_eq!(count_of(&f, 0), round);
@@ -928,8 +934,8 @@ mod tests {
     #[test]
     fn observation_without_identity_reaches_the_same_series() {
         let f = HistogramFamily::<u32>::new(10);
-        f.observe_ns_cached(9, Some([9, 0]), 1_000, None);
-        f.observe_ns_cached(9, None, 1_000, None);
+        f.observe_ns_cached(Some([9, 0]), || 9, 1_000, None);
+        f.observe_ns_cached(None, || 9, 1_000, None);
         f.observe_ns(9, 1_000, None);
         assert_eq!(count_of(&f, 9), 3);
         assert_eq!(f.len(), 1);
@@ -946,7 +952,7 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..1_000u32 {
                         let k = (i + t) % 20;
-                        f.observe_ns_cached(k, Some([u64::from(k), 1]), 1_000, None);
+                        f.observe_ns_cached(Some([u64::from(k), 1]), || k, 1_000, None);
                     }
                 });
             }

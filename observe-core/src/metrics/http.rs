@@ -293,9 +293,10 @@ impl HttpServerMetrics {
     /// from its clock: no `Duration` built and taken apart again on every request.
     #[inline]
     pub(crate) fn record_ns(&self, labels: HttpServerLabels, ns: u64, exemplar: Option<Exemplar>) {
-        let labels = labels.normalized();
+        // Normalizing is a function of the label set, so the identity of the label set as given
+        // is as good a cache key as that of the normalized one; only a cache miss normalizes.
         self.duration
-            .observe_ns_cached(labels, labels.identity(), ns, exemplar);
+            .observe_ns_cached(labels.identity(), || labels.normalized(), ns, exemplar);
     }
 
     /// The current value of the active-requests gauge for one method and scheme.
