@@ -496,6 +496,7 @@ struct Pending {
 }
 
 impl Pending {
+    #[inline(always)]
     fn record(
         self,
         cx: &RequestContext,
