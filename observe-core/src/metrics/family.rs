@@ -523,7 +523,7 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
     /// when `identity` is given. `identity` must be equal only for equal keys (see
     /// [`Identity`]); `None` (a label set that has none) takes the uncached path. The key is
     /// only made when the cache misses: a hit needs nothing but the identity.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn observe_ns_cached(
         &self,
         identity: Option<Identity>,
