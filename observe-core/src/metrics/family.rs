@@ -4,9 +4,11 @@
 //! Layout: an open-addressing table of pointers to `(K, HistogramSeries)` entries, where `K` is
 //! a small `Copy` label struct. A label set seen before is hashed (foldhash), found with plain
 //! atomic loads and recorded with two `fetch_add`s: no lock, no allocation, no contention with
-//! other recorders. A first-seen label set takes the insert mutex; once the family holds
-//! `limit` label sets, new ones go to the single overflow series (`otel_metric_overflow="true"`)
-//! and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
+//! other recorders. In front of that, a per-thread cache of the series found last for a few
+//! label sets (keyed by the family's never-reused id and the label set's identity) lets a
+//! repeated label set skip the hash and the probe. A first-seen label set takes the insert
+//! mutex; once the family holds `limit` label sets, new ones go to the single overflow series
+//! (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
 //! insert mutex of one family while it copies counters; recording goes on meanwhile.
 
 use std::cell::Cell;
@@ -433,8 +435,8 @@ thread_local! {
 
 #[inline(always)]
 fn cache_slot(identity: &Identity) -> usize {
-    // Interned values are heap records at least 16 bytes apart; the packed word's low bits
-    // hold the method and its bits from 16 the status.
+    // Interned values are 24-byte heap records (32 bytes apart or more); the packed word's
+    // low bits hold the method and its bits from 16 the status.
     (identity[0] ^ (identity[0] >> 16) ^ (identity[1] >> 5)) as usize % SERIES_CACHE_SLOTS
 }
 
