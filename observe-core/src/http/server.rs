@@ -495,6 +495,7 @@ struct Pending {
 }
 
 impl Pending {
+    #[inline(always)]
     fn record(
         self,
         cx: &RequestContext,
@@ -502,10 +503,10 @@ impl Pending {
         status: u16,
         error: Option<ErrorType>,
     ) {
-        let elapsed = self.start.elapsed();
+        let elapsed_ns = self.start.elapsed_nanos();
         // Only a span that is actually exported may be pointed at by an exemplar.
         let exemplar = otel.and_then(|_| Exemplar::from_context(cx));
-        self.metrics.http_server().record(
+        self.metrics.http_server().record_ns(
             HttpServerLabels {
                 method: self.method,
                 scheme: self.scheme,
@@ -513,7 +514,7 @@ impl Pending {
                 status,
                 error,
             },
-            elapsed,
+            elapsed_ns,
             exemplar,
         );
         if let Some(otel) = otel {

@@ -4,11 +4,14 @@
 //! Layout: an open-addressing table of pointers to `(K, HistogramSeries)` entries, where `K` is
 //! a small `Copy` label struct. A label set seen before is hashed (foldhash), found with plain
 //! atomic loads and recorded with two `fetch_add`s: no lock, no allocation, no contention with
-//! other recorders. A first-seen label set takes the insert mutex; once the family holds
-//! `limit` label sets, new ones go to the single overflow series (`otel_metric_overflow="true"`)
-//! and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
+//! other recorders. In front of that, a per-thread cache of the series found last for a few
+//! label sets (keyed by the family's never-reused id and the label set's identity) lets a
+//! repeated label set skip the hash and the probe. A first-seen label set takes the insert
+//! mutex; once the family holds `limit` label sets, new ones go to the single overflow series
+//! (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
 //! insert mutex of one family while it copies counters; recording goes on meanwhile.
 
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -40,6 +43,62 @@ const BOUNDS_NS: [u64; 14] = [
 ];
 /// Buckets including `+Inf`.
 pub const BUCKETS: usize = DURATION_BUCKETS.len() + 1;
+
+/// A duration in nanoseconds, saturating at `u64::MAX` (584 years).
+#[inline]
+pub(crate) fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `BOUNDS_NS` followed by two `u64::MAX`, so that `bucket_index` may read two past any start.
+const PADDED_BOUNDS_NS: [u64; BUCKETS + 1] = {
+    let mut padded = [u64::MAX; BUCKETS + 1];
+    let mut i = 0;
+    while i < BOUNDS_NS.len() {
+        padded[i] = BOUNDS_NS[i];
+        i += 1;
+    }
+    padded
+};
+
+/// For each bit length `n` of a value (0..=64), how many bounds are below `2^(n-1)`, the
+/// smallest value of that length: all of them are below such a value, and no more than the
+/// next two bounds can be (no power-of-two interval holds more than two bounds; checked at
+/// compile time below).
+const BOUNDS_BELOW_BIT_LENGTH: [u8; 65] = {
+    let mut table = [0u8; 65];
+    let mut n = 1;
+    while n <= 64 {
+        let smallest = 1u64 << (n - 1);
+        let mut below = 0;
+        while below < BOUNDS_NS.len() && BOUNDS_NS[below] < smallest {
+            below += 1;
+        }
+        // The values of this length are below `2^n`: at most two more bounds may lie in range.
+        let mut in_range = 0;
+        while below + in_range < BOUNDS_NS.len()
+            && (n == 64 || BOUNDS_NS[below + in_range] < (1u64 << n))
+        {
+            in_range += 1;
+        }
+        assert!(in_range <= 2, "two comparisons per bit length suffice");
+        table[n] = below as u8;
+        n += 1;
+    }
+    table
+};
+
+/// The bucket of `ns`: the first whose bound is `>=` it (`le` semantics), `BUCKETS - 1` for
+/// `+Inf`. The value's bit length says which bounds are surely below it, and two comparisons
+/// settle the rest: a table load and two compares on every request instead of a binary search
+/// over the 14 bounds.
+#[inline]
+fn bucket_index(ns: u64) -> usize {
+    let below = BOUNDS_BELOW_BIT_LENGTH[(u64::BITS - ns.leading_zeros()) as usize] as usize;
+    below
+        + usize::from(PADDED_BOUNDS_NS[below] < ns)
+        + usize::from(PADDED_BOUNDS_NS[below + 1] < ns)
+}
 
 /// The latest exemplar of one bucket, written without locks.
 ///
@@ -127,11 +186,14 @@ pub(crate) struct HistogramSeries {
 }
 
 impl HistogramSeries {
+    #[cfg(test)]
+    fn observe(&self, elapsed: Duration, exemplar: Option<Exemplar>) {
+        self.observe_ns(duration_ns(elapsed), exemplar);
+    }
+
     #[inline]
-    pub(crate) fn observe(&self, elapsed: Duration, exemplar: Option<Exemplar>) {
-        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        // `le` semantics: the first bucket whose bound is >= the value.
-        let i = BOUNDS_NS.partition_point(|&b| b < ns);
+    pub(crate) fn observe_ns(&self, ns: u64, exemplar: Option<Exemplar>) {
+        let i = bucket_index(ns);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         if let Some(ex) = exemplar {
@@ -288,6 +350,9 @@ pub(crate) struct HistogramFamily<K> {
     /// queue every request on one lock).
     len: AtomicUsize,
     limit: usize,
+    /// This family's own number, never reused: what the per-thread series cache is keyed by
+    /// (an address could be reused by a family made after this one is dropped).
+    id: u64,
 }
 
 struct Entry<K> {
@@ -330,6 +395,51 @@ struct Writer<K> {
 
 const INITIAL_SLOTS: usize = 16;
 
+/// The next family's id; 0 marks an empty cache slot. A `u64` counter does not wrap.
+static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A label set's identity for the per-thread series cache: two words that are equal only for
+/// equal label sets (interned values by address, small fields packed). The converse need not
+/// hold: equal label sets with different identities (an interned value's twin record) only
+/// miss the cache.
+pub(crate) type Identity = [u64; 2];
+
+/// One per-thread cache slot: the series a family holds for a label set's identity.
+#[derive(Copy, Clone)]
+struct CachedSeries {
+    /// The family's `id`; 0 for an empty slot.
+    family: u64,
+    identity: Identity,
+    series: *const HistogramSeries,
+}
+
+impl CachedSeries {
+    const EMPTY: CachedSeries = CachedSeries {
+        family: 0,
+        identity: [0; 2],
+        series: std::ptr::null(),
+    };
+}
+
+/// Slots of the per-thread series cache (direct-mapped by identity, shared by all families).
+const SERIES_CACHE_SLOTS: usize = 8;
+
+thread_local! {
+    /// The series found last for a few label sets: a repeated label set skips hashing and
+    /// probing. A pointer here is only dereferenced by the family whose `id` the slot names,
+    /// while it is borrowed (`&self`); a family frees its series only when dropped, and its id
+    /// is never given to another family, so a slot of a dropped family is never read again.
+    static SERIES_CACHE: [Cell<CachedSeries>; SERIES_CACHE_SLOTS] =
+        const { [const { Cell::new(CachedSeries::EMPTY) }; SERIES_CACHE_SLOTS] };
+}
+
+#[inline(always)]
+fn cache_slot(identity: &Identity) -> usize {
+    // Interned values are 24-byte heap records (32 bytes apart or more); the packed word's
+    // low bits hold the method and its bits from 16 the status.
+    (identity[0] ^ (identity[0] >> 16) ^ (identity[1] >> 5)) as usize % SERIES_CACHE_SLOTS
+}
+
 // SAFETY: the raw pointers are owned by the family (freed only in `Drop`, which needs `&mut`);
 // shared access is to `Entry<K>` (a `K` compared and read, a series of atomics) and to tables
 // of atomics, so sharing the family is as safe as sharing `K`.
@@ -368,10 +478,13 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             overflowed: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             limit,
+            id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    #[inline]
+    /// The series of `key`, if the family holds it. Inlined into the recording path, where it
+    /// runs on every request.
+    #[inline(always)]
     fn find(&self, key: &K, hash: u64) -> Option<&HistogramSeries> {
         // SAFETY: tables are freed only when the family is dropped, which `&self` excludes;
         // Acquire pairs with the Release that published the table.
@@ -395,31 +508,101 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
 
     #[inline]
     pub(crate) fn observe(&self, key: K, elapsed: Duration, exemplar: Option<Exemplar>) {
+        self.observe_ns(key, duration_ns(elapsed), exemplar);
+    }
+
+    /// Records `ns` nanoseconds for `key`.
+    #[inline]
+    pub(crate) fn observe_ns(&self, key: K, ns: u64, exemplar: Option<Exemplar>) {
         let hash = self.hasher.hash_one(key);
         match self.find(&key, hash) {
-            Some(series) => series.observe(elapsed, exemplar),
-            None if self.len.load(Ordering::Acquire) >= self.limit => {
-                // Full. The Acquire pairs with the Release in `insert_and_observe`: a label set
-                // inserted as the last one is visible now, so look once more before overflowing.
-                match self.find(&key, hash) {
-                    Some(series) => series.observe(elapsed, exemplar),
-                    None => self.observe_overflow(elapsed, exemplar),
-                }
-            }
-            None => self.insert_and_observe(key, hash, elapsed, exemplar),
+            Some(series) => series.observe_ns(ns, exemplar),
+            None => self.observe_new(key, hash, ns, exemplar),
         }
     }
 
+    /// Records `ns` nanoseconds for the label set `key()` makes, through the per-thread cache
+    /// when `identity` is given. `identity` must be equal only for equal keys (see
+    /// [`Identity`]); `None` (a label set that has none) takes the uncached path. The key is
+    /// only made when the cache misses: a hit needs nothing but the identity.
+    #[inline(always)]
+    pub(crate) fn observe_ns_cached(
+        &self,
+        identity: Option<Identity>,
+        key: impl FnOnce() -> K,
+        ns: u64,
+        exemplar: Option<Exemplar>,
+    ) {
+        let Some(identity) = identity else {
+            return self.observe_ns_uncached(key(), ns, exemplar);
+        };
+        let slot = cache_slot(&identity);
+        let cached = SERIES_CACHE.with(|cache| cache[slot].get());
+        if cached.family == self.id && cached.identity == identity {
+            // SAFETY: the slot was filled by this family (ids are never reused) with one of its
+            // entries' series, which live until the family is dropped; `&self` excludes that.
+            return unsafe { &*cached.series }.observe_ns(ns, exemplar);
+        }
+        self.observe_ns_and_cache(key(), identity, slot, ns, exemplar);
+    }
+
+    #[inline(never)]
+    fn observe_ns_uncached(&self, key: K, ns: u64, exemplar: Option<Exemplar>) {
+        self.observe_ns(key, ns, exemplar);
+    }
+
+    /// The cache missed: look the key up as usual and remember where its series is. A key
+    /// that goes to the overflow series is not cached, so every such observation is counted.
+    #[inline(never)]
+    fn observe_ns_and_cache(
+        &self,
+        key: K,
+        identity: Identity,
+        slot: usize,
+        ns: u64,
+        exemplar: Option<Exemplar>,
+    ) {
+        let hash = self.hasher.hash_one(key);
+        match self.find(&key, hash) {
+            Some(series) => {
+                SERIES_CACHE.with(|cache| {
+                    cache[slot].set(CachedSeries {
+                        family: self.id,
+                        identity,
+                        series,
+                    })
+                });
+                series.observe_ns(ns, exemplar);
+            }
+            None => self.observe_new(key, hash, ns, exemplar),
+        }
+    }
+
+    /// A label set not found: insert it, or send it to the overflow series when full.
     #[cold]
-    fn insert_and_observe(&self, key: K, hash: u64, elapsed: Duration, ex: Option<Exemplar>) {
+    #[inline(never)]
+    fn observe_new(&self, key: K, hash: u64, ns: u64, exemplar: Option<Exemplar>) {
+        if self.len.load(Ordering::Acquire) >= self.limit {
+            // Full. The Acquire pairs with the Release in `insert_and_observe`: a label set
+            // inserted as the last one is visible now, so look once more before overflowing.
+            match self.find(&key, hash) {
+                Some(series) => series.observe_ns(ns, exemplar),
+                None => self.observe_overflow(ns, exemplar),
+            }
+        } else {
+            self.insert_and_observe(key, hash, ns, exemplar);
+        }
+    }
+
+    fn insert_and_observe(&self, key: K, hash: u64, ns: u64, ex: Option<Exemplar>) {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         // Another recorder may have inserted it since our lookup.
         if let Some(series) = self.find(&key, hash) {
-            return series.observe(elapsed, ex);
+            return series.observe_ns(ns, ex);
         }
         if writer.entries.len() >= self.limit {
             drop(writer);
-            return self.observe_overflow(elapsed, ex);
+            return self.observe_overflow(ns, ex);
         }
         let entry = Box::into_raw(Box::new(Entry {
             key,
@@ -443,17 +626,16 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             // SAFETY: as above.
             unsafe { &*current }.insert(hash, entry);
         }
-        // After the entry is in the table: see the Acquire in `observe`.
+        // After the entry is in the table: see the Acquire in `observe_new`.
         self.len.store(writer.entries.len(), Ordering::Release);
         // SAFETY: just made, freed only in `Drop`.
-        unsafe { &*entry }.series.observe(elapsed, ex);
+        unsafe { &*entry }.series.observe_ns(ns, ex);
     }
 
-    #[cold]
-    fn observe_overflow(&self, elapsed: Duration, exemplar: Option<Exemplar>) {
+    fn observe_overflow(&self, ns: u64, exemplar: Option<Exemplar>) {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
         crate::counters::METRIC_OVERFLOW.inc();
-        self.overflow.observe(elapsed, exemplar);
+        self.overflow.observe_ns(ns, exemplar);
     }
 
     /// Label sets held (not counting the overflow series).
@@ -633,6 +815,155 @@ mod tests {
         assert_eq!(over.histogram.count, 7);
         let one = snap.iter().find(|s| s.series == Series::Labels(1)).unwrap();
         assert_eq!(one.histogram.count, 2);
+    }
+
+    /// Every value lands in the bucket the `le` rule gives (first bound `>=` the value), at
+    /// and around every bound and every power of two, and for the extremes.
+    #[test]
+    fn bucket_index_agrees_with_a_search_of_the_bounds() {
+        let expected = |ns: u64| BOUNDS_NS.partition_point(|&b| b < ns);
+        let mut values = vec![0, 1, u64::MAX - 1, u64::MAX];
+        for b in BOUNDS_NS {
+            values.extend([b - 1, b, b + 1]);
+        }
+        for shift in 0..64 {
+            let p = 1u64 << shift;
+            values.extend([p - 1, p, p + 1]);
+        }
+        // And a spread of values in between (a fixed LCG, so the test is repeatable).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            values.push(x >> (x % 40));
+        }
+        for ns in values {
+            assert_eq!(bucket_index(ns), expected(ns), "{ns} ns");
+        }
+    }
+
+    fn count_of(f: &HistogramFamily<u32>, key: u32) -> u64 {
+        f.snapshot()
+            .iter()
+            .find(|s| s.series == Series::Labels(key))
+            .map_or(0, |s| s.histogram.count)
+    }
+
+    /// More label sets than cache slots, alternating: every observation still lands in its
+    /// own label set's series, whether the cache hits, misses or was overwritten.
+    #[test]
+    fn series_cache_gives_each_label_set_its_own_series() {
+        let f: HistogramFamily<u32> = HistogramFamily::new(100);
+        let keys: Vec<u32> = (0..3 * SERIES_CACHE_SLOTS as u32).collect();
+        for round in 0..5u32 {
+            for &k in &keys {
+                for _ in 0..=k % 3 {
+                    f.observe_ns_cached(Some([u64::from(k), 7]), || k, 1_000, None);
+                }
+            }
+            // Alternate two keys back to back as well.
+            for i in 0..10 {
+                let k = [1, 2][i % 2];
+                f.observe_ns_cached(Some([u64::from(k), 7]), || k, 1_000, None);
+            }
+            for &k in &keys {
+                let extra = if k == 1 || k == 2 { 5 * (round + 1) } else { 0 };
+                assert_eq!(
+                    count_of(&f, k),
+                    u64::from((k % 3 + 1) * (round + 1) + extra),
+                    "key {k}, round {round}"
+                );
+            }
+        }
+        assert_eq!(f.len(), keys.len());
+        assert_eq!(f.overflowed(), 0);
+    }
+
+    /// Two families share the thread's cache: the same identity in each is its own series.
+    #[test]
+    fn series_cache_keeps_families_apart() {
+        let a: HistogramFamily<u32> = HistogramFamily::new(10);
+        let b: HistogramFamily<u32> = HistogramFamily::new(10);
+        assert_ne!(a.id, b.id);
+        for _ in 0..3 {
+            a.observe_ns_cached(Some([1, 0]), || 1, 1_000, None);
+            b.observe_ns_cached(Some([1, 0]), || 1, 1_000, None);
+            b.observe_ns_cached(Some([1, 0]), || 1, 1_000, None);
+        }
+        assert_eq!(count_of(&a, 1), 3);
+        assert_eq!(count_of(&b, 1), 6);
+    }
+
+    /// A family made after another is dropped (often at the same address) gets a new id, so
+    /// the dropped family's cached series is never used: its observations reach its own.
+    #[test]
+    fn series_cache_never_uses_a_dropped_familys_series() {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            let f = Box::new(HistogramFamily::<u32>::new(10));
+            ids.push(f.id);
+            for _ in 0..2 {
+                f.observe_ns_cached(Some([4, 0]), || 4, 1_000, None);
+            }
+            assert_eq!(count_of(&f, 4), 2, "a fresh family counts only its own");
+        }
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "family ids are never reused");
+    }
+
+    /// At the limit, a label set that goes to the overflow series is not cached: each of its
+    /// observations is counted as overflow, and cached label sets keep their own series.
+    #[test]
+    fn series_cache_counts_every_overflowing_observation() {
+        let f = HistogramFamily::<u32>::new(2);
+        for round in 1..=4u64 {
+            for k in 0..5u32 {
+                f.observe_ns_cached(Some([u64::from(k), 0]), || k, 1_000, None);
+            }
+            assert_eq!(f.overflowed(), 3 * round);
+            assert_eq!(count_of(&f, 0), round);
+            assert_eq!(count_of(&f, 1), round);
+        }
+        let snap = f.snapshot();
+        let over = snap.iter().find(|s| s.series == Series::Overflow).unwrap();
+        assert_eq!(over.histogram.count, 12);
+        assert_eq!(f.len(), 2);
+    }
+
+    /// Without an identity the cache is bypassed, and a cached label set seen again without
+    /// one still reaches the same series.
+    #[test]
+    fn observation_without_identity_reaches_the_same_series() {
+        let f = HistogramFamily::<u32>::new(10);
+        f.observe_ns_cached(Some([9, 0]), || 9, 1_000, None);
+        f.observe_ns_cached(None, || 9, 1_000, None);
+        f.observe_ns(9, 1_000, None);
+        assert_eq!(count_of(&f, 9), 3);
+        assert_eq!(f.len(), 1);
+    }
+
+    /// Each thread has its own cache: recorders on several threads, each alternating label
+    /// sets, lose nothing.
+    #[test]
+    fn series_cache_is_per_thread() {
+        let f = HistogramFamily::<u32>::new(100);
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let f = &f;
+                scope.spawn(move || {
+                    for i in 0..1_000u32 {
+                        let k = (i + t) % 20;
+                        f.observe_ns_cached(Some([u64::from(k), 1]), || k, 1_000, None);
+                    }
+                });
+            }
+        });
+        let total: u64 = f.snapshot().iter().map(|s| s.histogram.count).sum();
+        assert_eq!(total, 4_000);
+        for k in 0..20 {
+            assert_eq!(count_of(&f, k), 200, "key {k}");
+        }
     }
 
     #[test]

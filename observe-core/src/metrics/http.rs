@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::encode::{LabelList, WriteLabels};
-use super::family::{HistogramFamily, SeriesSnapshot};
+use super::family::{HistogramFamily, Identity, SeriesSnapshot};
 use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlScheme};
 
 /// Labels of one HTTP server request.
@@ -72,6 +72,30 @@ impl std::hash::Hash for HttpServerLabels {
 }
 
 impl HttpServerLabels {
+    /// The label set's identity for the family's per-thread cache: the small fields and the
+    /// error packed into one word, the route's interned record by address in the other. Equal
+    /// identities mean equal label sets. `None` for a `Named` error (its text is compared by
+    /// content), which skips the cache.
+    #[inline]
+    fn identity(&self) -> Option<Identity> {
+        let (error_tag, error_value) = match self.error {
+            None => (0, 0),
+            Some(ErrorType::Cancelled) => (1, 0),
+            Some(ErrorType::Timeout) => (2, 0),
+            Some(ErrorType::Status(code)) => (3, u64::from(code)),
+            Some(ErrorType::Grpc(code)) => (4, code as u64),
+            Some(ErrorType::Other) => (5, 0),
+            Some(ErrorType::Named(_)) => return None,
+        };
+        let small = self.method as u64
+            | (self.scheme as u64) << 8
+            | u64::from(self.status) << 16
+            | u64::from(self.route.is_some()) << 32
+            | error_tag << 33
+            | error_value << 40;
+        Some([small, self.route.map_or(0, Route::address)])
+    }
+
     fn normalized(mut self) -> Self {
         if self.error.is_none() {
             if self.status >= 500 {
@@ -262,8 +286,17 @@ impl HttpServerMetrics {
     /// Records one finished (or cancelled) request. No allocation for a label set seen before.
     #[inline]
     pub fn record(&self, labels: HttpServerLabels, elapsed: Duration, exemplar: Option<Exemplar>) {
+        self.record_ns(labels, super::family::duration_ns(elapsed), exemplar);
+    }
+
+    /// [`record`](Self::record) with the duration in nanoseconds, as the server layer has it
+    /// from its clock: no `Duration` built and taken apart again on every request.
+    #[inline]
+    pub(crate) fn record_ns(&self, labels: HttpServerLabels, ns: u64, exemplar: Option<Exemplar>) {
+        // Normalizing is a function of the label set, so the identity of the label set as given
+        // is as good a cache key as that of the normalized one; only a cache miss normalizes.
         self.duration
-            .observe(labels.normalized(), elapsed, exemplar);
+            .observe_ns_cached(labels.identity(), || labels.normalized(), ns, exemplar);
     }
 
     /// The current value of the active-requests gauge for one method and scheme.
@@ -426,6 +459,85 @@ mod tests {
             assert_ne!(h.hash_one(v), h.hash_one(base), "{v:?}");
         }
     }
+    /// Two label sets have the same cache identity only when they are equal: every field,
+    /// the route's presence and the error's kind and value count. A `Named` error has none.
+    #[test]
+    fn server_identity_is_equal_only_for_equal_labels() {
+        let route_a = Route::intern("/identity-test/a");
+        let route_b = Route::intern("/identity-test/b");
+        let mut sets = Vec::new();
+        for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Other] {
+            for scheme in UrlScheme::ALL {
+                for route in [None, Some(route_a), Some(route_b), Some(Route::OTHER)] {
+                    for status in [0, 200, 404, 500, 503, u16::MAX] {
+                        for error in [
+                            None,
+                            Some(ErrorType::Cancelled),
+                            Some(ErrorType::Timeout),
+                            Some(ErrorType::Status(503)),
+                            Some(ErrorType::Status(0)),
+                            Some(ErrorType::Grpc(crate::metrics::GrpcCode::Ok)),
+                            Some(ErrorType::Grpc(crate::metrics::GrpcCode::Unavailable)),
+                            Some(ErrorType::Other),
+                        ] {
+                            sets.push(HttpServerLabels {
+                                method,
+                                scheme,
+                                route,
+                                status,
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for a in &sets {
+            let ia = a.identity().expect("an identity");
+            for b in &sets {
+                assert_eq!(ia == b.identity().unwrap(), a == b, "{a:?} / {b:?}");
+            }
+        }
+        let named = HttpServerLabels {
+            error: Some(ErrorType::Named("io")),
+            ..sets[0]
+        };
+        assert_eq!(named.identity(), None);
+    }
+
+    /// Recording through the per-thread cache: alternating label sets (routes, statuses,
+    /// named errors that skip the cache) each get exactly their own observations.
+    #[test]
+    fn server_records_alternating_label_sets_exactly() {
+        let s = HttpServerMetrics::new(100);
+        let routes = [
+            Some(Route::intern("/alternate/{a}")),
+            Some(Route::intern("/alternate/{b}")),
+            None,
+        ];
+        let errors = [None, Some(ErrorType::Named("io")), Some(ErrorType::Timeout)];
+        let statuses = [200, 404, 503];
+        let mut n = 0u64;
+        for i in 0..810usize {
+            let labels = HttpServerLabels {
+                method: HttpMethod::Get,
+                scheme: UrlScheme::Http,
+                route: routes[i % 3],
+                status: statuses[(i / 3) % 3],
+                error: errors[(i / 9) % 3],
+            };
+            s.record_ns(labels, 1_000 + i as u64, None);
+            n += 1;
+        }
+        let snap = s.snapshot();
+        assert_eq!(snap.len(), 27, "3 routes x 3 statuses x 3 errors");
+        assert!(snap.iter().all(|x| x.histogram.count == n / 27));
+        let sum: f64 = snap.iter().map(|x| x.histogram.sum).sum();
+        let expected: u64 = (0..810u64).map(|i| 1_000 + i).sum();
+        assert!((sum - expected as f64 / 1e9).abs() < 1e-9);
+        assert_eq!(s.overflowed(), 0);
+    }
+
     use crate::metrics::Series;
 
     fn recorded_error(status: u16, error: Option<ErrorType>, client: bool) -> Option<ErrorType> {

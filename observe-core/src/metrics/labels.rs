@@ -195,6 +195,14 @@ macro_rules! interned {
                 self.0.s
             }
 
+            /// The interned record's address: equal addresses mean equal values (records are
+            /// never freed), for identities that must not read the record.
+            #[inline]
+            #[allow(dead_code)]
+            pub(crate) fn address(self) -> u64 {
+                std::ptr::from_ref(self.0) as usize as u64
+            }
+
             /// How many distinct values are interned (process-wide).
             pub fn interned_count() -> usize {
                 $interner.len()
