@@ -455,6 +455,7 @@ impl TraceParent {
     /// assert_eq!(cx.trace_id, tp.trace_id);
     /// assert_ne!(cx.span_id, tp.parent_id);
     /// ```
+    #[inline]
     pub fn child_context(&self, sampled: bool) -> RequestContext {
         RequestContext::new(
             self.trace_id,
