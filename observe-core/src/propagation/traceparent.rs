@@ -248,8 +248,9 @@ impl TraceParent {
         const LETTER_BELOW_3: [i8; 16] = lanes(below(6), below(0), 13);
 
         let v: &[u8; TRACEPARENT_LEN] = value.try_into().ok()?;
-        let head = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) & 0x00ff_ffff;
-        let fixed_ok = (head == u32::from_le_bytes(*b"00-\0")) & (v[35] == b'-');
+        let fixed_ok = (u16::from_le_bytes([v[0], v[1]]) == u16::from_le_bytes(*b"00"))
+            & (v[2] == b'-')
+            & (v[35] == b'-');
         // SAFETY: SSE2 is part of the x86-64 baseline; the four unaligned loads read bytes
         // 3..19, 19..35, 36..52 and 39..55 of the 55-byte array; the store writes exactly the
         // 16 bytes of `trace`.
