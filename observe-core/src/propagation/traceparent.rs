@@ -109,6 +109,18 @@ pub enum TraceParentError {
     ZeroParentId,
 }
 
+/// Each byte's value as a lowercase hex digit, or 0xff.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+static HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn hex_byte(pair: &[u8]) -> Option<u8> {
     fn nibble(b: u8) -> Option<u8> {
         match b {
@@ -215,49 +227,38 @@ impl TraceParent {
         })
     }
 
-    /// The one-pass parse with SSE2 (x86-64 baseline): the whole value is checked in four
-    /// 16-byte loads and the ids decoded from three of them, without a branch per field.
-    ///
-    /// Loads: the trace id's two halves (bytes 3..19, 19..35), the parent id (36..52), and
-    /// 39..55, which covers the `-` at 52 and the flags; the `00-` prefix and the `-` at 35
-    /// are compared as scalars.
+    /// The one-pass parse with SSE2 (x86-64 baseline): the 48 id digits are checked and
+    /// decoded in three 16-byte loads (trace id bytes 3..19 and 19..35, parent id 36..52),
+    /// the delimiters compared and the flags looked up as scalars, and the result decided
+    /// once at the end rather than by a branch per field.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn parse_version_00_sse2(value: &[u8]) -> Option<TraceParent> {
         use std::arch::x86_64::*;
 
-        /// Per-lane class test constants: a lane is accepted when `byte + add` is (signed)
-        /// below `below` for either the digit or the letter pair. Adding `0x80 - lo` maps the
-        /// range `lo..=hi` onto the lowest signed values, so one compare tests the range and
-        /// every other byte value (including `>= 0x80` and uppercase) fails it.
-        const fn lanes(hex: i8, dash: i8, dash_lane: usize) -> [i8; 16] {
-            let mut l = [hex; 16];
-            l[dash_lane] = dash;
-            l
-        }
+        /// Range test constants: adding `0x80 - lo` maps the range `lo..lo + len` onto the
+        /// lowest signed values, so one signed compare against `-128 + len` tests the range
+        /// and every other byte value (including `>= 0x80` and uppercase) fails it.
         const fn add(lo: u8) -> i8 {
             0x80u8.wrapping_sub(lo) as i8
         }
         const fn below(len: u8) -> i8 {
             (len as i8).wrapping_sub(-128i8) // -128 + len
         }
-        // The last load (bytes 39..55) has the `-` of byte 52 in lane 13: its "digit" range is
-        // exactly `-` and its "letter" range is empty (nothing is below -128).
-        const DIGIT_ADD_3: [i8; 16] = lanes(add(b'0'), add(b'-'), 13);
-        const DIGIT_BELOW_3: [i8; 16] = lanes(below(10), below(1), 13);
-        const LETTER_BELOW_3: [i8; 16] = lanes(below(6), below(0), 13);
-
         let v: &[u8; TRACEPARENT_LEN] = value.try_into().ok()?;
         let fixed_ok = (u16::from_le_bytes([v[0], v[1]]) == u16::from_le_bytes(*b"00"))
             & (v[2] == b'-')
-            & (v[35] == b'-');
-        // SAFETY: SSE2 is part of the x86-64 baseline; the four unaligned loads read bytes
-        // 3..19, 19..35, 36..52 and 39..55 of the 55-byte array; the store writes exactly the
+            & (v[35] == b'-')
+            & (v[52] == b'-');
+        // The flags' two digits by table: 0xff marks a byte that is not lowercase hex.
+        let (high, low) = (HEX_VALUE[usize::from(v[53])], HEX_VALUE[usize::from(v[54])]);
+        let flags_ok = (high | low) < 16;
+        // SAFETY: SSE2 is part of the x86-64 baseline; the three unaligned loads read bytes
+        // 3..19, 19..35 and 36..52 of the 55-byte array; the store writes exactly the
         // 16 bytes of `trace`.
         unsafe {
             let load = |at: usize| _mm_loadu_si128(v.as_ptr().add(at).cast::<__m128i>());
-            let ld = |c: &[i8; 16]| _mm_loadu_si128(c.as_ptr().cast::<__m128i>());
-            let (t0, t1, p0, tail) = (load(3), load(19), load(36), load(39));
+            let (t0, t1, p0) = (load(3), load(19), load(36));
             let digit_add = _mm_set1_epi8(add(b'0'));
             let digit_below = _mm_set1_epi8(below(10));
             let letter_add = _mm_set1_epi8(add(b'a'));
@@ -273,11 +274,7 @@ impl TraceParent {
             let (ok_t0, biased_t0, digit_t0) = classes(t0);
             let (ok_t1, biased_t1, digit_t1) = classes(t1);
             let (ok_p0, biased_p0, digit_p0) = classes(p0);
-            let ok_tail = _mm_or_si128(
-                _mm_cmpgt_epi8(ld(&DIGIT_BELOW_3), _mm_add_epi8(tail, ld(&DIGIT_ADD_3))),
-                _mm_cmpgt_epi8(ld(&LETTER_BELOW_3), _mm_add_epi8(tail, letter_add)),
-            );
-            let ok = _mm_and_si128(_mm_and_si128(ok_t0, ok_t1), _mm_and_si128(ok_p0, ok_tail));
+            let ok = _mm_and_si128(_mm_and_si128(ok_t0, ok_t1), ok_p0);
             let hex_ok = _mm_movemask_epi8(ok) == 0xffff;
 
             // Once every byte is known to be hex: a digit's value is `byte - '0'`, a letter's
@@ -301,21 +298,12 @@ impl TraceParent {
                 _mm_cvtsi128_si64(_mm_xor_si128(_mm_packus_epi16(parent, parent), bias)) as u64;
             let zero = _mm_setzero_si128();
             let trace_nonzero = _mm_movemask_epi8(_mm_cmpeq_epi8(trace, zero)) != 0xffff;
-            if !(fixed_ok & hex_ok & trace_nonzero & (parent != 0)) {
+            if !(fixed_ok & flags_ok & hex_ok & trace_nonzero & (parent != 0)) {
                 return None;
             }
             let mut trace_id = [0u8; 16];
             _mm_storeu_si128(trace_id.as_mut_ptr().cast::<__m128i>(), trace);
-            // The low flags digit (validated above) gives the known bits: a digit's byte has
-            // its value's low two bits, a letter's (value 10..15, byte 0x61..0x66) needs + 1.
-            const {
-                assert!(
-                    KNOWN_FLAGS == 0x03,
-                    "only the low digit's two low bits are read"
-                )
-            };
-            let last = v[54];
-            let flags = last.wrapping_add(last >> 6) & KNOWN_FLAGS;
+            let flags = low & KNOWN_FLAGS;
             Some(TraceParent {
                 version: 0,
                 trace_id: TraceId(trace_id),
