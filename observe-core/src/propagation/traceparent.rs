@@ -471,6 +471,7 @@ mod tests {
     /// Every one-pass implementation built for this target, with its name: the portable one
     /// always, and the SSE2 one on x86-64 (which is what `parse` uses there).
     fn fast_paths() -> Vec<(&'static str, FastPath)> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut paths: Vec<(&'static str, FastPath)> =
             vec![("portable", TraceParent::parse_version_00_portable)];
         #[cfg(target_arch = "x86_64")]
