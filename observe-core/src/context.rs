@@ -178,6 +178,7 @@ macro_rules! id_type {
             }
 
             /// A random, valid id from a thread-local generator; no allocation, no syscall.
+            #[inline]
             pub fn random() -> Self {
                 loop {
                     let mut out = [0u8; $len];

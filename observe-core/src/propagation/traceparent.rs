@@ -109,6 +109,18 @@ pub enum TraceParentError {
     ZeroParentId,
 }
 
+/// Each byte's value as a lowercase hex digit, or 0xff.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+static HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn hex_byte(pair: &[u8]) -> Option<u8> {
     fn nibble(b: u8) -> Option<u8> {
         match b {
@@ -169,6 +181,7 @@ impl TraceParent {
     ///     Err(TraceParentError::ForbiddenVersion)
     /// );
     /// ```
+    #[inline]
     pub fn parse(value: &[u8]) -> Result<TraceParent, TraceParentError> {
         match Self::parse_version_00(value) {
             Some(tp) => Ok(tp),
@@ -179,8 +192,23 @@ impl TraceParent {
     /// What nearly every request carries, a valid version-`00` value, in one straight pass.
     /// `None` for anything else, valid or not: [`Self::parse_any`] then applies every rule and
     /// says what was wrong.
-    #[inline]
+    #[inline(always)]
     fn parse_version_00(value: &[u8]) -> Option<TraceParent> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Self::parse_version_00_sse2(value)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Self::parse_version_00_portable(value)
+        }
+    }
+
+    /// The one-pass parse on any target: fixed bytes compared, ids decoded sixteen digits at a
+    /// time by [`TraceId::from_hex_bytes`] / [`SpanId::from_hex_bytes`].
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))] // tested on every target
+    #[inline(always)]
+    fn parse_version_00_portable(value: &[u8]) -> Option<TraceParent> {
         let v: &[u8; TRACEPARENT_LEN] = value.try_into().ok()?;
         if v[..3] != *b"00-" || v[35] != b'-' || v[52] != b'-' {
             return None;
@@ -199,7 +227,97 @@ impl TraceParent {
         })
     }
 
+    /// The one-pass parse with SSE2 (x86-64 baseline): the 48 id digits are checked and
+    /// decoded in three 16-byte loads (trace id bytes 3..19 and 19..35, parent id 36..52),
+    /// the delimiters compared and the flags looked up as scalars, and the result decided
+    /// once at the end rather than by a branch per field.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn parse_version_00_sse2(value: &[u8]) -> Option<TraceParent> {
+        use std::arch::x86_64::*;
+
+        /// Range test constants: adding `0x80 - lo` maps the range `lo..lo + len` onto the
+        /// lowest signed values, so one signed compare against `-128 + len` tests the range
+        /// and every other byte value (including `>= 0x80` and uppercase) fails it.
+        const fn add(lo: u8) -> i8 {
+            0x80u8.wrapping_sub(lo) as i8
+        }
+        const fn below(len: u8) -> i8 {
+            (len as i8).wrapping_sub(-128i8) // -128 + len
+        }
+        let v: &[u8; TRACEPARENT_LEN] = value.try_into().ok()?;
+        let fixed_ok = (u16::from_le_bytes([v[0], v[1]]) == u16::from_le_bytes(*b"00"))
+            & (v[2] == b'-')
+            & (v[35] == b'-')
+            & (v[52] == b'-');
+        // The flags' two digits by table: 0xff marks a byte that is not lowercase hex.
+        let (high, low) = (HEX_VALUE[usize::from(v[53])], HEX_VALUE[usize::from(v[54])]);
+        let flags_ok = (high | low) < 16;
+        // SAFETY: SSE2 is part of the x86-64 baseline; the three unaligned loads read bytes
+        // 3..19, 19..35 and 36..52 of the 55-byte array; the store writes exactly the
+        // 16 bytes of `trace`.
+        unsafe {
+            let load = |at: usize| _mm_loadu_si128(v.as_ptr().add(at).cast::<__m128i>());
+            let (t0, t1, p0) = (load(3), load(19), load(36));
+            let digit_add = _mm_set1_epi8(add(b'0'));
+            let digit_below = _mm_set1_epi8(below(10));
+            let letter_add = _mm_set1_epi8(add(b'a'));
+            let letter_below = _mm_set1_epi8(below(6));
+            // Per lane: all ones when the byte is a digit or a letter (both must not fail
+            // anywhere), the digit mask, and `byte + 0x80 - '0'` (kept for decoding).
+            let classes = |w: __m128i| {
+                let biased = _mm_add_epi8(w, digit_add);
+                let digit = _mm_cmpgt_epi8(digit_below, biased);
+                let letter = _mm_cmpgt_epi8(letter_below, _mm_add_epi8(w, letter_add));
+                (_mm_or_si128(digit, letter), biased, digit)
+            };
+            let (ok_t0, biased_t0, digit_t0) = classes(t0);
+            let (ok_t1, biased_t1, digit_t1) = classes(t1);
+            let (ok_p0, biased_p0, digit_p0) = classes(p0);
+            let ok = _mm_and_si128(_mm_and_si128(ok_t0, ok_t1), ok_p0);
+            let hex_ok = _mm_movemask_epi8(ok) == 0xffff;
+
+            // Once every byte is known to be hex: a digit's value is `byte - '0'`, a letter's
+            // `byte - '0' - 0x27`; here each value keeps the 0x80 bias. Each 16-bit lane then
+            // holds (first digit, second digit) as (low, high) bytes, and multiplying it by
+            // 0x1001 adds `first << 12`, leaving `(first << 4 | second) + 0x80` in the high
+            // byte (the rest overflows out), which is shifted down so the low bytes can be
+            // packed. The bias comes off with one xor per id.
+            let letter_gap = _mm_set1_epi8((b'a' - b'0' - 10) as i8);
+            let bytes = |biased: __m128i, digit: __m128i| {
+                let n = _mm_sub_epi8(biased, _mm_andnot_si128(digit, letter_gap));
+                _mm_srli_epi16(_mm_mullo_epi16(n, _mm_set1_epi16(0x1001)), 8)
+            };
+            let bias = _mm_set1_epi8(-128);
+            let trace = _mm_xor_si128(
+                _mm_packus_epi16(bytes(biased_t0, digit_t0), bytes(biased_t1, digit_t1)),
+                bias,
+            );
+            let parent = bytes(biased_p0, digit_p0);
+            let parent =
+                _mm_cvtsi128_si64(_mm_xor_si128(_mm_packus_epi16(parent, parent), bias)) as u64;
+            let zero = _mm_setzero_si128();
+            let trace_nonzero = _mm_movemask_epi8(_mm_cmpeq_epi8(trace, zero)) != 0xffff;
+            if !(fixed_ok & flags_ok & hex_ok & trace_nonzero & (parent != 0)) {
+                return None;
+            }
+            let mut trace_id = [0u8; 16];
+            _mm_storeu_si128(trace_id.as_mut_ptr().cast::<__m128i>(), trace);
+            let flags = low & KNOWN_FLAGS;
+            Some(TraceParent {
+                version: 0,
+                trace_id: TraceId(trace_id),
+                parent_id: SpanId(parent.to_le_bytes()),
+                flags: TraceFlags::new(flags),
+            })
+        }
+    }
+
     /// Every rule of the spec, with the error that names what was wrong.
+    ///
+    /// Kept out of line and cold so the fast path inlined into callers stays small.
+    #[cold]
+    #[inline(never)]
     fn parse_any(value: &[u8]) -> Result<TraceParent, TraceParentError> {
         let version = match value.get(..2).and_then(hex_byte) {
             Some(v) => v,
@@ -326,6 +444,7 @@ impl TraceParent {
     /// assert_eq!(cx.trace_id, tp.trace_id);
     /// assert_ne!(cx.span_id, tp.parent_id);
     /// ```
+    #[inline]
     pub fn child_context(&self, sampled: bool) -> RequestContext {
         RequestContext::new(
             self.trace_id,
@@ -347,28 +466,45 @@ mod tests {
 
     const VALID: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-    /// The one-pass path must give exactly what the full rules give, for every input it takes:
-    /// every single-byte change of a valid value (each position, each byte value), and
-    /// pairs of changes from a fixed-seed generator. Anything but a 55-byte version `00` value
-    /// must be left to the full parser.
+    type FastPath = fn(&[u8]) -> Option<TraceParent>;
+
+    /// Every one-pass implementation built for this target, with its name: the portable one
+    /// always, and the SSE2 one on x86-64 (which is what `parse` uses there).
+    fn fast_paths() -> Vec<(&'static str, FastPath)> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        let mut paths: Vec<(&'static str, FastPath)> =
+            vec![("portable", TraceParent::parse_version_00_portable)];
+        #[cfg(target_arch = "x86_64")]
+        paths.push(("sse2", TraceParent::parse_version_00_sse2));
+        paths
+    }
+
+    /// Each one-pass path must give exactly what the full rules give for a 55-byte version
+    /// `00` value, and `None` for anything else (left to the full parser); `parse` must agree
+    /// with the full rules on everything.
+    fn check_fast_paths(v: &[u8]) {
+        let full = TraceParent::parse_any(v).ok();
+        for (name, fast) in fast_paths() {
+            let got = fast(v);
+            if v.len() == TRACEPARENT_LEN && v.starts_with(b"00") {
+                assert_eq!(got, full, "{name}: {:?}", String::from_utf8_lossy(v));
+            } else {
+                assert_eq!(got, None, "{name}: {:?}", String::from_utf8_lossy(v));
+            }
+        }
+        assert_eq!(TraceParent::parse(v).ok(), full);
+    }
+
+    /// Every single-byte change of a valid value (each position, each byte value: uppercase,
+    /// bytes >= 0x80, delimiters anywhere), and pairs of changes from a fixed-seed generator.
     #[test]
     fn version_00_fast_path_agrees_with_the_full_rules() {
-        let check = |v: &[u8]| {
-            let fast = TraceParent::parse_version_00(v);
-            let full = TraceParent::parse_any(v).ok();
-            if v.len() == TRACEPARENT_LEN && v.starts_with(b"00") {
-                assert_eq!(fast, full, "{:?}", String::from_utf8_lossy(v));
-            } else {
-                assert_eq!(fast, None, "{:?}", String::from_utf8_lossy(v));
-            }
-            assert_eq!(TraceParent::parse(v).ok(), full);
-        };
-        check(VALID);
+        check_fast_paths(VALID);
         let mut v = VALID.to_vec();
         for at in 0..v.len() {
             for byte in 0..=255u8 {
                 v[at] = byte;
-                check(&v);
+                check_fast_paths(&v);
             }
             v[at] = VALID[at];
         }
@@ -380,12 +516,80 @@ mod tests {
                 let at = rng.usize(..v.len());
                 v[at] = alphabet[rng.usize(..alphabet.len())];
             }
-            check(&v);
+            check_fast_paths(&v);
         }
-        check(&VALID[..54]);
-        check(&[VALID, b"-"].concat());
-        check(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        check_fast_paths(&VALID[..54]);
+        check_fast_paths(&[VALID, b"-"].concat());
+        check_fast_paths(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     }
+
+    /// The flags field decoded for every pair of bytes (both digits, every value), and the
+    /// ids at their edges: all zeros, one nonzero digit at each end, all `f`.
+    #[test]
+    fn version_00_fast_path_flags_and_id_edges() {
+        let mut v = VALID.to_vec();
+        for hi in 0..=255u8 {
+            for lo in 0..=255u8 {
+                v[53] = hi;
+                v[54] = lo;
+                check_fast_paths(&v);
+            }
+        }
+        for (start, len) in [(3, 32), (36, 16)] {
+            for fill in [b'0', b'f'] {
+                let mut v = VALID.to_vec();
+                v[start..start + len].fill(fill);
+                check_fast_paths(&v);
+                for at in [start, start + len - 1] {
+                    for digit in b"123456789abcdef" {
+                        let mut w = v.clone();
+                        w[at] = *digit;
+                        check_fast_paths(&w);
+                    }
+                }
+            }
+        }
+        for version in [b"ff", b"01", b"cc", b"0f", b"f0"] {
+            check_fast_paths(&with(0, version));
+        }
+    }
+
+    /// Random valid values (every id byte from a fixed-seed generator, random flags) round
+    /// trip through `encode` and every one-pass path.
+    #[test]
+    fn version_00_fast_path_decodes_random_ids() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..20_000 {
+            let mut trace = [0u8; 16];
+            let mut parent = [0u8; 8];
+            rng.fill(&mut trace);
+            rng.fill(&mut parent);
+            let tp = TraceParent {
+                version: 0,
+                trace_id: TraceId(trace),
+                parent_id: SpanId(parent),
+                flags: TraceFlags::new(rng.u8(..) & KNOWN_FLAGS),
+            };
+            let mut encoded = tp.encode();
+            // Any flags byte, not only the known bits `encode` writes.
+            let flags = rng.u8(..);
+            encoded[53..].copy_from_slice(&[
+                HEX_DIGITS[(flags >> 4) as usize],
+                HEX_DIGITS[(flags & 0xf) as usize],
+            ]);
+            let expected =
+                (tp.trace_id.is_valid() && tp.parent_id.is_valid()).then_some(TraceParent {
+                    flags: TraceFlags::new(flags & KNOWN_FLAGS),
+                    ..tp
+                });
+            for (name, fast) in fast_paths() {
+                assert_eq!(fast(&encoded), expected, "{name}");
+            }
+            check_fast_paths(&encoded);
+        }
+    }
+
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
     fn with(prefix_len: usize, replacement: &[u8]) -> Vec<u8> {
         let mut v = VALID.to_vec();
