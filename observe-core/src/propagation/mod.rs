@@ -131,13 +131,11 @@ pub(crate) fn traceparent_from_lines<'a>(
 /// unusable. What [`traceparent_from_lines`] does for one line, without the iterator.
 #[inline]
 fn traceparent_one_line(line: &[u8]) -> Option<TraceParent> {
-    match TraceParent::parse(trim_ows(line)) {
-        Ok(tp) => Some(tp),
-        Err(_) => {
-            counters::PROPAGATION_INVALID.inc();
-            None
-        }
+    let parsed = TraceParent::parse_valid(trim_ows(line));
+    if parsed.is_none() {
+        counters::PROPAGATION_INVALID.inc();
     }
+    parsed
 }
 
 /// The validated, combined, normalized tracestate of several lines, truncated to the spec's

@@ -189,6 +189,17 @@ impl TraceParent {
         }
     }
 
+    /// [`Self::parse`] for callers that only need the value, not why it was refused: the
+    /// request path, where building and unpacking the `Result` costs more copying than the
+    /// fast path's own work.
+    #[inline(always)]
+    pub(crate) fn parse_valid(value: &[u8]) -> Option<TraceParent> {
+        match Self::parse_version_00(value) {
+            Some(tp) => Some(tp),
+            None => Self::parse_any(value).ok(),
+        }
+    }
+
     /// What nearly every request carries, a valid version-`00` value, in one straight pass.
     /// `None` for anything else, valid or not: [`Self::parse_any`] then applies every rule and
     /// says what was wrong.
