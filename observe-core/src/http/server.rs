@@ -544,6 +544,10 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            if this.state.is_none() {
+                // Recorded already (the common case), or skipped.
+                return;
+            }
             if let (Some(pending), Some(cx)) = (this.state.take(), this.cx.as_ref()) {
                 // Dropped before completing: the client went away, a timeout fired, or the
                 // inner future panicked (unwinding drops us).

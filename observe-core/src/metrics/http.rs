@@ -193,6 +193,7 @@ impl ActiveByMethod {
         &self.counts[Self::index(method, scheme)]
     }
 
+    #[inline]
     fn start(&self, method: HttpMethod, scheme: UrlScheme) -> InFlight<'_> {
         let used = &self.used[Self::index(method, scheme)];
         if !used.load(Ordering::Relaxed) {
@@ -230,6 +231,7 @@ pub struct InFlight<'a> {
 }
 
 impl<'a> InFlight<'a> {
+    #[inline]
     pub(crate) fn new(gauge: &'a AtomicI64) -> Self {
         gauge.fetch_add(1, Ordering::Relaxed);
         InFlight { gauge }
@@ -237,6 +239,7 @@ impl<'a> InFlight<'a> {
 }
 
 impl Drop for InFlight<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.gauge.fetch_sub(1, Ordering::Relaxed);
     }

@@ -276,6 +276,7 @@ impl<'a> Lines<'a> {
 const SCAN_MAX_LINES: usize = 24;
 
 /// The `traceparent`, `tracestate` and `baggage` lines of `headers`.
+#[inline]
 fn find_lines(headers: &HeaderMap) -> [Lines<'_>; 3] {
     if headers.len() > SCAN_MAX_LINES {
         return [
@@ -320,6 +321,7 @@ fn find_lines(headers: &HeaderMap) -> [Lines<'_>; 3] {
 /// assert!(ex.traceparent.is_none()); // all-zero trace id: start a new trace
 /// assert_eq!(ex.baggage.unwrap(), "userId=alice,serverNode=DF%2028,isProduction=false");
 /// ```
+#[inline]
 pub fn extract(headers: &HeaderMap) -> Extracted {
     let [traceparent, tracestate, baggage] = find_lines(headers);
     let traceparent = match traceparent {
