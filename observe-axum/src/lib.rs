@@ -121,9 +121,11 @@ thread_local! {
 
 /// The decision for `path`, from a per-thread cache keyed by the template's address.
 ///
-/// axum hands every request of a route a clone of one `Arc<str>` template, so a hit costs
-/// an address comparison: no byte comparison, no interner lookup, no check of the observe
-/// paths.
+/// axum hands every request of a route of the router the layer wraps a clone of one
+/// `Arc<str>` template, so a hit costs an address comparison: no byte comparison, no interner
+/// lookup, no check of the observe paths. (A router mounted with `nest_service` or
+/// `fallback_service` builds its requests' template afresh each time: those miss, and are
+/// interned by content as before.)
 #[inline]
 fn routed_cached(path: &MatchedPath) -> Routed {
     let s = path.as_str();
@@ -315,5 +317,74 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for TraceId {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(RequestContext::current().map(|cx| TraceId(cx.trace_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    /// A real `MatchedPath` for `template`, as axum hands it to requests of that route.
+    async fn matched_path(template: &str) -> MatchedPath {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let router: Router = Router::new().route(
+            template,
+            get(move |path: MatchedPath| async move {
+                tx.send(path).unwrap();
+            }),
+        );
+        let uri = template.replace("{id}", "1");
+        let request = http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        router.oneshot(request).await.unwrap();
+        rx.recv().unwrap()
+    }
+
+    fn slot_of(path: &MatchedPath) -> usize {
+        let addr = path.as_str().as_ptr() as usize;
+        ((addr >> 4) ^ (addr >> 12)) % ROUTED_SLOTS
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_cache_holds_the_template_whose_address_it_keeps() {
+        let path = matched_path("/held/{id}").await;
+        let slot = slot_of(&path);
+        let routed = routed_cached(&path);
+        assert_eq!(routed, Routed::Measure(Some(Route::intern("/held/{id}"))));
+        // Its allocation is kept alive by the cache, so no other template can take its
+        // address while the decision is cached.
+        let held = HELD.with(|held| held.borrow().0[slot].as_ref().map(|p| p.as_str().as_ptr()));
+        assert_eq!(held, Some(path.as_str().as_ptr()));
+        let decision = DECISIONS.with(|slots| slots[slot].get()).expect("cached");
+        assert_eq!(decision.addr, path.as_str().as_ptr() as usize);
+        assert_eq!(decision.routed, routed);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn releasing_the_templates_forgets_the_decisions() {
+        let path = matched_path("/released/{id}").await;
+        let slot = slot_of(&path);
+        let _ = routed_cached(&path);
+        assert!(DECISIONS.with(|slots| slots[slot].get()).is_some());
+        // What the thread's teardown does with the held templates.
+        let held = HELD.with(|held| {
+            std::mem::replace(
+                &mut *held.borrow_mut(),
+                Held([const { None }; ROUTED_SLOTS]),
+            )
+        });
+        // Replacing did not run the old value's destructor yet: it runs here.
+        drop(held);
+        assert!(DECISIONS.with(|slots| slots.iter().all(|slot| slot.get().is_none())));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn observe_paths_are_skipped() {
+        let path = matched_path(METRICS_PATH).await;
+        assert_eq!(routed_cached(&path), Routed::Skip);
+        assert_eq!(routed_cached(&path), Routed::Skip, "from the cache");
     }
 }

@@ -43,6 +43,8 @@ fn clock() -> &'static quanta::Clock {
 /// assert!(start.elapsed() >= std::time::Duration::from_millis(1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// `now` must stay the only way to make one (no `Default`, no constant): `elapsed_nanos`
+// relies on the clock having been initialised by it.
 pub struct Instant(u64);
 
 impl Instant {
@@ -78,6 +80,7 @@ impl Instant {
         // SAFETY: an `Instant` is only made by `now`, which initialised the clock (the field
         // is private and no other constructor exists), so `get` is `Some` here; saying so
         // spares every measurement the initialisation check.
+        debug_assert!(CLOCK.get().is_some(), "an Instant exists only after `now`");
         let clock = unsafe { CLOCK.get().unwrap_unchecked() };
         clock.delta_as_nanos(self.0, clock.raw())
     }

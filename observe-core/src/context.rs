@@ -50,7 +50,7 @@ fn decode_lower_hex<const N: usize>(src: &[u8]) -> Option<[u8; N]> {
 }
 
 /// Sixteen lowercase hex digits to eight bytes, or `None` if any digit is not `[0-9a-f]`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
     use std::arch::x86_64::*;
@@ -87,7 +87,7 @@ fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
 }
 
 /// Sixteen lowercase hex digits to eight bytes, eight digits at a time in a u64.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
 fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
     let (a, b) = digits.split_at(8);
@@ -104,7 +104,7 @@ fn decode_hex16(digits: &[u8; 16]) -> Option<[u8; 8]> {
 ///
 /// SWAR: with every byte below 0x80, adding `0x80 - n` to each byte sets its top bit exactly
 /// when the byte is `>= n`, and no carry crosses into the next byte.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))] // tested on every target
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))] // tested on every target
 #[inline]
 fn decode_hex8(word: u64) -> Option<u32> {
     const ONES: u64 = 0x0101_0101_0101_0101;

@@ -32,7 +32,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// The index of the first byte at or after `i` that [`ESCAPE`] marks, looking sixteen bytes
 /// at a time while sixteen remain (SSE2, on every x86-64); in the last fifteen it returns
 /// early and the caller's byte loop goes on from there. Messages and values are mostly clean.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn skip_clean(bytes: &[u8], mut i: usize) -> usize {
     use std::arch::x86_64::*;
@@ -59,7 +59,7 @@ fn skip_clean(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// Elsewhere the byte loop does all the work.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
 fn skip_clean(_bytes: &[u8], i: usize) -> usize {
     i

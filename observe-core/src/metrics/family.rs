@@ -8,8 +8,9 @@
 //! label sets (keyed by the family's never-reused id and the label set's identity) lets a
 //! repeated label set skip the hash and the probe. A first-seen label set takes the insert
 //! mutex; once the family holds `limit` label sets, new ones go to the single overflow series
-//! (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them. Reading (scrape, status page) holds the
-//! insert mutex of one family while it copies counters; recording goes on meanwhile.
+//! (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them. Reading
+//! (scrape, status page) holds the insert mutex of one family while it copies counters;
+//! recording goes on meanwhile.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};

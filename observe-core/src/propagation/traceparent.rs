@@ -110,7 +110,10 @@ pub enum TraceParentError {
 }
 
 /// Each byte's value as a lowercase hex digit, or 0xff.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 static HEX_VALUE: [u8; 256] = {
     let mut t = [0xffu8; 256];
     let mut i = 0;
@@ -205,11 +208,11 @@ impl TraceParent {
     /// says what was wrong.
     #[inline(always)]
     fn parse_version_00(value: &[u8]) -> Option<TraceParent> {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         {
             Self::parse_version_00_sse2(value)
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
         {
             Self::parse_version_00_portable(value)
         }
@@ -217,7 +220,7 @@ impl TraceParent {
 
     /// The one-pass parse on any target: fixed bytes compared, ids decoded sixteen digits at a
     /// time by [`TraceId::from_hex_bytes`] / [`SpanId::from_hex_bytes`].
-    #[cfg_attr(target_arch = "x86_64", allow(dead_code))] // tested on every target
+    #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))] // tested on every target
     #[inline(always)]
     fn parse_version_00_portable(value: &[u8]) -> Option<TraceParent> {
         let v: &[u8; TRACEPARENT_LEN] = value.try_into().ok()?;
@@ -242,7 +245,7 @@ impl TraceParent {
     /// decoded in three 16-byte loads (trace id bytes 3..19 and 19..35, parent id 36..52),
     /// the delimiters compared and the flags looked up as scalars, and the result decided
     /// once at the end rather than by a branch per field.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[inline(always)]
     fn parse_version_00_sse2(value: &[u8]) -> Option<TraceParent> {
         use std::arch::x86_64::*;
@@ -482,10 +485,13 @@ mod tests {
     /// Every one-pass implementation built for this target, with its name: the portable one
     /// always, and the SSE2 one on x86-64 (which is what `parse` uses there).
     fn fast_paths() -> Vec<(&'static str, FastPath)> {
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        #[cfg_attr(
+            not(all(target_arch = "x86_64", target_feature = "sse2")),
+            allow(unused_mut)
+        )]
         let mut paths: Vec<(&'static str, FastPath)> =
             vec![("portable", TraceParent::parse_version_00_portable)];
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         paths.push(("sse2", TraceParent::parse_version_00_sse2));
         paths
     }
