@@ -105,7 +105,7 @@ fn request_path(c: &mut Criterion) {
     ];
     for row in rows.iter().filter(|r| contended.contains(&r.id)) {
         for k in [1, 2] {
-            bench_threads(&mut g, row, app::PATH, k);
+            bench_threads(&mut g, row, row.path, k);
         }
     }
     g.finish();

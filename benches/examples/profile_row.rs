@@ -57,7 +57,7 @@ fn main() {
             .unwrap_or_else(|| panic!("unknown row {id}")),
     };
     let rt = app::current_thread_runtime();
-    let run = || app::run_in_process(&rt, &row.router, app::PATH, row.traceparent, n);
+    let run = || app::run_in_process(&rt, &row.router, row.path, row.traceparent, n);
     match &row.dispatch {
         Some(d) => tracing::dispatcher::with_default(d, run),
         None => run(),

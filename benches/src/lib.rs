@@ -49,6 +49,9 @@ pub struct Row {
     pub router: Router,
     /// The `traceparent` each request carries (decides sampling for parent-based samplers).
     pub traceparent: &'static str,
+    /// The path each request asks for: [`app::PATH`], or [`app::PATH_LOGGED`] for rows whose
+    /// handler logs (see [`Row::handler_logs`]).
+    pub path: &'static str,
     /// The subscriber this row needs, made the default of the serving threads.
     pub dispatch: Option<Dispatch>,
 }
@@ -66,6 +69,7 @@ impl Row {
             order,
             router: router.with_state(()),
             traceparent: app::TRACEPARENT_UNSAMPLED,
+            path: app::PATH,
             dispatch: None,
         }
     }
@@ -73,6 +77,12 @@ impl Row {
     /// Sets the `traceparent`.
     pub fn traceparent(mut self, tp: &'static str) -> Self {
         self.traceparent = tp;
+        self
+    }
+
+    /// Requests [`app::PATH_LOGGED`]: the handler emits one `info!` event per request.
+    pub fn handler_logs(mut self) -> Self {
+        self.path = app::PATH_LOGGED;
         self
     }
 
@@ -95,7 +105,7 @@ impl Row {
 pub fn bench_in_process(group: &mut Group<'_>, row: &Row) {
     let rt = app::current_thread_runtime();
     row.with_dispatch(|| {
-        app::assert_ok(&rt, &row.router, app::PATH, row.traceparent, row.id);
+        app::assert_ok(&rt, &row.router, row.path, row.traceparent, row.id);
         count_then_time(group, row.id, row.label, row.order, |n| {
             time_in_process(&rt, row, n)
         });
@@ -105,7 +115,7 @@ pub fn bench_in_process(group: &mut Group<'_>, row: &Row) {
 /// Sends `n` requests through `row`'s router on `rt`; returns how long they took.
 fn time_in_process(rt: &tokio::runtime::Runtime, row: &Row, n: u64) -> Duration {
     let start = std::time::Instant::now();
-    app::run_in_process(rt, &row.router, app::PATH, row.traceparent, n);
+    app::run_in_process(rt, &row.router, row.path, row.traceparent, n);
     start.elapsed()
 }
 
@@ -161,7 +171,7 @@ pub fn interleaved(rows: &[&Row], rounds: usize, batch: u64) -> Vec<Vec<f64>> {
 pub fn bench_loopback(group: &mut Group<'_>, row: &Row) {
     let server = app::LoopbackServer::start(row.router.clone(), row.dispatch.clone());
     let mut client = app::LoopbackClient::connect(server.addr());
-    let status = client.run(row.traceparent, 1);
+    let status = client.run(row.path, row.traceparent, 1);
     assert_eq!(
         status,
         http::StatusCode::OK,
@@ -170,7 +180,7 @@ pub fn bench_loopback(group: &mut Group<'_>, row: &Row) {
     );
     count_then_time(group, row.id, row.label, row.order, |n| {
         let start = std::time::Instant::now();
-        client.run(row.traceparent, n);
+        client.run(row.path, row.traceparent, n);
         start.elapsed()
     });
     drop(client);

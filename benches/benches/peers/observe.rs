@@ -32,10 +32,6 @@ fn subscriber(level: &str) -> Dispatch {
     )
 }
 
-fn logged_app() -> axum::Router {
-    axum::Router::new().route(app::ROUTE, axum::routing::get(app::user_logged))
-}
-
 /// The only observe row that writes log lines.
 pub const WRITES_LOGS: &str = "observe_full_unsampled_info";
 
@@ -52,22 +48,25 @@ pub fn rows() -> Vec<Row> {
             "observe_full_unsampled",
             "observe full, not sampled, handler's `info!` filtered out (level WARN)",
             21,
-            logged_app().layer(full()),
+            app::app().layer(full()),
         )
+        .handler_logs()
         .dispatch(subscriber("warn")),
         Row::new(
             WRITES_LOGS,
             "observe full, not sampled, one `info!` per request as JSON to a sink",
             22,
-            logged_app().layer(full()),
+            app::app().layer(full()),
         )
+        .handler_logs()
         .dispatch(subscriber("info")),
         Row::new(
             "observe_sampled",
             "observe full, sampled, batch processor to a discarding exporter (logs WARN)",
             23,
-            logged_app().layer(full()),
+            app::app().layer(full()),
         )
+        .handler_logs()
         .traceparent(TRACEPARENT_SAMPLED)
         .dispatch(subscriber("warn")),
     ]

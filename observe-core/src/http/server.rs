@@ -544,21 +544,31 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if this.state.is_none() {
-                // Recorded already (the common case), or skipped.
-                return;
-            }
-            if let (Some(pending), Some(cx)) = (this.state.take(), this.cx.as_ref()) {
-                // Dropped before completing: the client went away, a timeout fired, or the
-                // inner future panicked (unwinding drops us).
-                let (status, error) = if std::thread::panicking() {
-                    (500, ErrorType::Named("panic"))
-                } else {
-                    (0, ErrorType::Cancelled)
-                };
-                pending.record(cx, this.otel.as_ref(), status, Some(error));
+            // Recorded already (the common case), or skipped: nothing to do, and nothing
+            // set up for the rare case below.
+            if this.state.is_some() {
+                record_dropped(this.state, this.cx.as_ref(), this.otel.as_ref());
             }
         }
+    }
+}
+
+/// A response future dropped before completing: the client went away, a timeout fired, or
+/// the inner future panicked (unwinding drops it).
+#[cold]
+#[inline(never)]
+fn record_dropped(
+    state: &mut Option<Pending>,
+    cx: Option<&RequestContext>,
+    otel: Option<&opentelemetry::Context>,
+) {
+    if let (Some(pending), Some(cx)) = (state.take(), cx) {
+        let (status, error) = if std::thread::panicking() {
+            (500, ErrorType::Named("panic"))
+        } else {
+            (0, ErrorType::Cancelled)
+        };
+        pending.record(cx, otel, status, Some(error));
     }
 }
 
