@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::sync::{LazyLock, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
@@ -67,17 +67,17 @@ pub enum ResponseHeader {
 
 /// What the server layer records beyond the defaults, off unless configured.
 ///
-/// Held inline, not behind an `Arc`: axum clones the route's service for every request, and an
-/// `Arc` would cost two atomic read-modify-writes per request. Cloning this is a copy unless
-/// request headers are configured.
-#[derive(Clone, Default)]
+/// Held inline and `Copy`, not behind an `Arc`: axum clones the route's service for every
+/// request, and an `Arc` would cost two atomic read-modify-writes per request; anything
+/// needing a destructor would add a branch to each clone and drop.
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Settings {
     pub(crate) metrics: Option<&'static Metrics>,
     pub(crate) tracer: Option<&'static SdkTracer>,
     pub(crate) sampler: Option<Sampler>,
     pub(crate) scheme: Option<UrlScheme>,
     pub(crate) response_header: ResponseHeader,
-    pub(crate) request_headers: Option<Arc<[HeaderName]>>,
+    pub(crate) request_headers: Option<&'static [HeaderName]>,
     pub(crate) record_query: bool,
 }
 
@@ -247,8 +247,9 @@ impl<R> ServerLayer<R> {
     /// # let _ = layer;
     /// ```
     pub fn record_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        let names: Arc<[HeaderName]> = names.into_iter().collect();
-        self.settings_mut().request_headers = (!names.is_empty()).then_some(names);
+        let names: Vec<HeaderName> = names.into_iter().collect();
+        self.settings_mut().request_headers =
+            (!names.is_empty()).then(|| intern_header_list(names));
         self
     }
 
@@ -436,7 +437,7 @@ fn start_server_span<B>(
         method,
         scheme,
         route,
-        settings.request_headers.as_deref().unwrap_or_default(),
+        settings.request_headers.unwrap_or_default(),
         settings.record_query,
     );
     let span = tracer
@@ -445,6 +446,20 @@ fn start_server_span<B>(
         .with_attributes(attributes)
         .start_with_context(tracer, &parent_cx);
     parent_cx.with_span(span)
+}
+
+/// The interned copy of a list of request headers to record: one per distinct list, kept for
+/// the life of the process. Lists are configuration (the same list given again is shared), and
+/// a `&'static` list keeps [`Settings`] `Copy`.
+fn intern_header_list(names: Vec<HeaderName>) -> &'static [HeaderName] {
+    static LISTS: Mutex<Vec<&'static [HeaderName]>> = Mutex::new(Vec::new());
+    let mut lists = LISTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(list) = lists.iter().find(|list| ***list == names[..]) {
+        return list;
+    }
+    let list: &'static [HeaderName] = Box::leak(names.into_boxed_slice());
+    lists.push(list);
+    list
 }
 
 /// Distinct `"{method} {route}"` span names kept; past it, names are formatted per span.
@@ -636,5 +651,36 @@ fn insert_trace_header(headers: &mut http::HeaderMap, name: HeaderName, cx: &Req
     // HeaderValue::from_bytes copies into a new buffer: only when the option is on.
     if let Ok(value) = HeaderValue::from_bytes(&value) {
         headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&'static str]) -> Vec<HeaderName> {
+        list.iter().map(|n| HeaderName::from_static(n)).collect()
+    }
+
+    #[test]
+    fn equal_header_lists_are_kept_once() {
+        let a = intern_header_list(names(&["x-request-id", "x-tenant"]));
+        let b = intern_header_list(names(&["x-request-id", "x-tenant"]));
+        let c = intern_header_list(names(&["x-tenant", "x-request-id"]));
+        assert!(std::ptr::eq(a, b), "the same list is shared");
+        assert!(!std::ptr::eq(a, c), "order is part of the list");
+        assert_eq!(a, &names(&["x-request-id", "x-tenant"])[..]);
+        assert_eq!(c, &names(&["x-tenant", "x-request-id"])[..]);
+    }
+
+    #[test]
+    fn the_layer_keeps_the_configured_list() {
+        let layer = ServerLayer::new().record_request_headers(names(&["x-one", "x-two"]));
+        assert_eq!(
+            layer.settings.request_headers,
+            Some(&names(&["x-one", "x-two"])[..])
+        );
+        let none = ServerLayer::new().record_request_headers(Vec::new());
+        assert_eq!(none.settings.request_headers, None);
     }
 }
