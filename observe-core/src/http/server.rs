@@ -512,7 +512,7 @@ struct Pending {
 impl Pending {
     #[inline(always)]
     fn record(
-        self,
+        &self,
         cx: &RequestContext,
         otel: Option<&opentelemetry::Context>,
         status: u16,
@@ -535,7 +535,7 @@ impl Pending {
         if let Some(otel) = otel {
             attributes::end_span(otel, status, error);
         }
-        // `_in_flight` drops here: the gauge goes down after the observation is recorded.
+        // The caller drops `self` next: the gauge goes down after the observation is recorded.
     }
 }
 
@@ -611,14 +611,15 @@ where
         let mut poll = {
             let _entered = cx.enter();
             let _carried = CarriedGuard::enter(this.carried);
-            let _otel = this.otel.clone().map(opentelemetry::Context::attach);
+            let _otel = this.otel.as_ref().map(|otel| otel.clone().attach());
             this.inner.poll(task)
         };
         // Inspected in place: the response is handed on without being moved out and back.
         let Poll::Ready(result) = &mut poll else {
             return poll;
         };
-        let Some(pending) = this.state.take() else {
+        // Read in place, then dropped (lowering the gauge) once the observation is recorded.
+        let Some(pending) = this.state.as_ref() else {
             return poll;
         };
         match result {
@@ -642,6 +643,7 @@ where
             }
             Err(_) => pending.record(&cx, this.otel.as_ref(), 0, Some(ErrorType::Other)),
         }
+        *this.state = None;
         poll
     }
 }
