@@ -277,7 +277,7 @@ impl<S, R: Clone> Layer<S> for ServerLayer<R> {
         ServerService {
             inner,
             route: self.route.clone(),
-            settings: self.settings.clone(),
+            settings: self.settings,
         }
     }
 }
