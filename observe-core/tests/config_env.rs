@@ -25,6 +25,15 @@ fn err(vars: &[(&str, &str)]) -> String {
     with(vars).expect_err("must be refused").to_string()
 }
 
+/// Every `bad` value of every variable in `vars` is refused with `"{var}={bad:?}: {reason}"`.
+fn assert_refused(vars: &[&str], bads: &[&str], reason: &str) {
+    for var in vars {
+        for bad in bads {
+            assert_eq!(err(&[(var, bad)]), format!("{var}={bad:?}: {reason}"));
+        }
+    }
+}
+
 #[test]
 fn defaults_without_environment() {
     let c = with(&[]).unwrap();
@@ -306,50 +315,44 @@ fn per_signal_settings_override_and_are_used_as_is() {
 
 #[test]
 fn otlp_errors_name_the_variable() {
-    for var in [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-    ] {
-        for bad in ["collector:4317", "ftp://x", "http://"] {
-            assert_eq!(
-                err(&[(var, bad)]),
-                format!("{var}={bad:?}: not an http:// or https:// URL")
-            );
-        }
-    }
-    for var in [
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-    ] {
-        assert_eq!(
-            err(&[(var, "http/json")]),
-            format!("{var}=\"http/json\": not a supported protocol (grpc, http/protobuf)")
-        );
-    }
-    for var in [
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
-        "OTEL_BSP_SCHEDULE_DELAY",
-        "OTEL_BSP_EXPORT_TIMEOUT",
-    ] {
-        assert_eq!(
-            err(&[(var, "10s")]),
-            format!("{var}=\"10s\": not a whole number of milliseconds")
-        );
-    }
-    for var in [
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
-    ] {
-        assert_eq!(
-            err(&[(var, "zstd")]),
-            format!("{var}=\"zstd\": not a supported compression (gzip, none)")
-        );
-    }
+    assert_refused(
+        &[
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ],
+        &["collector:4317", "ftp://x", "http://"],
+        "not an http:// or https:// URL",
+    );
+    assert_refused(
+        &[
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        ],
+        &["http/json"],
+        "not a supported protocol (grpc, http/protobuf)",
+    );
+    assert_refused(
+        &[
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+        ],
+        &["10s"],
+        "not a whole number of milliseconds",
+    );
+    assert_refused(
+        &[
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+        ],
+        &["zstd"],
+        "not a supported compression (gzip, none)",
+    );
     for var in [
         "OTEL_EXPORTER_OTLP_HEADERS",
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
@@ -384,14 +387,11 @@ fn batch_processor_limits() {
         (c.batch.max_queue_size, c.batch.max_export_batch_size),
         (100, 100)
     );
-    for var in ["OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] {
-        for bad in ["0", "-1", "many"] {
-            assert_eq!(
-                err(&[(var, bad)]),
-                format!("{var}={bad:?}: not a positive integer")
-            );
-        }
-    }
+    assert_refused(
+        &["OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"],
+        &["0", "-1", "many"],
+        "not a positive integer",
+    );
     let e = with(&[
         ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "101"),
@@ -598,14 +598,11 @@ mod log_batch {
 
     #[test]
     fn invalid_values_name_the_variable_and_the_value() {
-        for var in ["OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT"] {
-            for bad in ["10s", "-1", "1.5"] {
-                assert_eq!(
-                    err(&[(var, bad)]),
-                    format!("{var}={bad:?}: not a whole number of milliseconds")
-                );
-            }
-        }
+        assert_refused(
+            &["OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT"],
+            &["10s", "-1", "1.5"],
+            "not a whole number of milliseconds",
+        );
         for var in [
             "OTEL_BLRP_MAX_QUEUE_SIZE",
             "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
