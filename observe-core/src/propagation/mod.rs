@@ -118,17 +118,11 @@ pub(crate) fn traceparent_from_lines<'a>(
         counters::PROPAGATION_INVALID.inc();
         return None;
     }
-    match TraceParent::parse(trim_ows(first)) {
-        Ok(tp) => Some(tp),
-        Err(_) => {
-            counters::PROPAGATION_INVALID.inc();
-            None
-        }
-    }
+    traceparent_one_line(first)
 }
 
 /// Parses a `traceparent` that arrived as one header line (OWS trimmed), counting it when
-/// unusable. What [`traceparent_from_lines`] does for one line, without the iterator.
+/// unusable. [`extract`] calls it directly for the usual single line, without the iterator.
 #[inline]
 fn traceparent_one_line(line: &[u8]) -> Option<TraceParent> {
     let parsed = TraceParent::parse_valid(trim_ows(line));
