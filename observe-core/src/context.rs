@@ -319,8 +319,78 @@ pub struct RequestContext {
     pub flags: TraceFlags,
 }
 
+/// The thread's installed contexts.
+///
+/// Two ways in, because they have different costs and different guarantees:
+///
+/// - [`RequestContext::scope`] (and [`RequestContext::in_scope`], and the layers' futures)
+///   installs a *pointer* to a context for the duration of a closure. Entering and leaving
+///   stores two words, where copying the context in and out would move 26 bytes each way,
+///   twice per request. The closure bounds the pointer's life: it cannot outlive the borrow,
+///   even if the closure panics.
+/// - [`RequestContext::enter`] installs a *copy* behind a guard the caller holds, which may be
+///   moved, kept or forgotten, so no pointer to it can be installed.
+///
+/// Each installation takes a fresh stamp; the most recent of the two is current. A guard or
+/// scope restores what it replaced, stamp included, so nesting the two in any order unwinds
+/// to the right context.
+struct Installed {
+    scoped: Cell<*const RequestContext>,
+    scoped_stamp: Cell<u64>,
+    value: Cell<Option<RequestContext>>,
+    value_stamp: Cell<u64>,
+    next_stamp: Cell<u64>,
+}
+
+impl Installed {
+    #[inline]
+    fn stamp(&self) -> u64 {
+        let stamp = self.next_stamp.get() + 1;
+        self.next_stamp.set(stamp);
+        stamp
+    }
+
+    #[inline]
+    fn current(&self) -> Option<RequestContext> {
+        let scoped = self.scoped.get();
+        if !scoped.is_null() && self.scoped_stamp.get() > self.value_stamp.get() {
+            // SAFETY: `scoped` is non-null only inside `RequestContext::scope`, which borrows
+            // the context for the whole call and restores the previous pointer on the way out
+            // (on unwind too), so it points at a live context.
+            Some(unsafe { *scoped })
+        } else {
+            self.value.get()
+        }
+    }
+}
+
 thread_local! {
-    static CURRENT: Cell<Option<RequestContext>> = const { Cell::new(None) };
+    static CURRENT: Installed = const {
+        Installed {
+            scoped: Cell::new(std::ptr::null()),
+            scoped_stamp: Cell::new(0),
+            value: Cell::new(None),
+            value_stamp: Cell::new(0),
+            next_stamp: Cell::new(0),
+        }
+    };
+}
+
+/// Puts the previous scoped pointer back when dropped: when `RequestContext::scope` returns or
+/// unwinds, or where a layer's `enter_scoped` guard goes out of scope.
+pub(crate) struct ScopeExit {
+    scoped: *const RequestContext,
+    stamp: u64,
+}
+
+impl Drop for ScopeExit {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.with(|c| {
+            c.scoped.set(self.scoped);
+            c.scoped_stamp.set(self.stamp);
+        });
+    }
 }
 
 impl RequestContext {
@@ -365,24 +435,86 @@ impl RequestContext {
     /// The context installed on this thread by the enclosing request, if any.
     #[inline]
     pub fn current() -> Option<RequestContext> {
-        CURRENT.with(Cell::get)
+        CURRENT.with(Installed::current)
     }
 
     /// Installs this context on the current thread until the guard drops, restoring the
-    /// previous one then. Guards nest.
+    /// previous one then. Guards nest, with each other and with [`scope`](Self::scope).
+    ///
+    /// Prefer [`scope`](Self::scope) where the work fits in a closure: it installs a pointer
+    /// rather than a copy.
+    ///
+    /// ```
+    /// use observe_core::context::RequestContext;
+    /// let cx = RequestContext::new_root(false);
+    /// let entered = cx.enter();
+    /// assert_eq!(RequestContext::current(), Some(cx));
+    /// drop(entered);
+    /// assert_eq!(RequestContext::current(), None);
+    /// ```
     #[inline]
     pub fn enter(self) -> EnteredContext {
-        let previous = CURRENT.with(|c| c.replace(Some(self)));
+        let (previous, previous_stamp) = CURRENT.with(|c| {
+            let stamp = c.stamp();
+            (c.value.replace(Some(self)), c.value_stamp.replace(stamp))
+        });
         EnteredContext {
             previous,
+            previous_stamp,
             _not_send: std::marker::PhantomData,
         }
     }
 
-    /// Runs `f` with this context installed.
-    pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
-        let _entered = self.enter();
+    /// Runs `f` with this context installed, the context borrowed rather than copied.
+    ///
+    /// This is how the layers install a request's context around each `poll`.
+    ///
+    /// ```
+    /// use observe_core::context::RequestContext;
+    /// let cx = RequestContext::new_root(true);
+    /// let seen = cx.scope(RequestContext::current);
+    /// assert_eq!(seen, Some(cx));
+    /// assert_eq!(RequestContext::current(), None);
+    /// ```
+    #[inline]
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: `_exit` is dropped at the end of this call (or while unwinding from `f`),
+        // inside the borrow of `self`.
+        let _exit = unsafe { self.enter_scoped() };
         f()
+    }
+
+    /// Installs a pointer to this context until the returned guard drops: [`scope`]'s
+    /// mechanism, for callers that must build a value in place while it is installed (a
+    /// closure would return it by value, and the layers' futures are hundreds of bytes).
+    ///
+    /// # Safety
+    ///
+    /// The guard must be dropped, not forgotten, before `self` is moved or dropped: keep it in
+    /// a local declared after the context's.
+    ///
+    /// [`scope`]: Self::scope
+    #[inline]
+    pub(crate) unsafe fn enter_scoped(&self) -> ScopeExit {
+        CURRENT.with(|c| {
+            let stamp = c.stamp();
+            ScopeExit {
+                scoped: c.scoped.replace(self),
+                stamp: c.scoped_stamp.replace(stamp),
+            }
+        })
+    }
+
+    /// Runs `f` with this context installed (as [`scope`](Self::scope), by value).
+    ///
+    /// ```
+    /// use observe_core::context::RequestContext;
+    /// let cx = RequestContext::new_root(false);
+    /// assert_eq!(cx.in_scope(RequestContext::current), Some(cx));
+    /// ```
+    #[inline]
+    pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        self.scope(f)
     }
 }
 
@@ -392,14 +524,17 @@ impl RequestContext {
 #[must_use = "the context is left as soon as the guard drops"]
 pub struct EnteredContext {
     previous: Option<RequestContext>,
+    previous_stamp: u64,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for EnteredContext {
     #[inline]
     fn drop(&mut self) {
-        let previous = self.previous;
-        CURRENT.with(|c| c.set(previous));
+        CURRENT.with(|c| {
+            c.value.set(self.previous);
+            c.value_stamp.set(self.previous_stamp);
+        });
     }
 }
 
@@ -421,11 +556,8 @@ impl<F: Future> Future for WithContext<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        match *this.cx {
-            Some(cx) => {
-                let _entered = cx.enter();
-                this.inner.poll(task)
-            }
+        match this.cx {
+            Some(cx) => cx.scope(|| this.inner.poll(task)),
             None => this.inner.poll(task),
         }
     }
@@ -552,6 +684,67 @@ mod tests {
         }
         assert_eq!(RequestContext::current(), Some(a));
         drop(ga);
+        assert_eq!(RequestContext::current(), None);
+    }
+
+    #[test]
+    fn scope_nests_and_restores() {
+        let a = RequestContext::new_root(true);
+        let b = a.new_child(false);
+        a.scope(|| {
+            assert_eq!(RequestContext::current(), Some(a));
+            b.scope(|| assert_eq!(RequestContext::current(), Some(b)));
+            assert_eq!(RequestContext::current(), Some(a));
+        });
+        assert_eq!(RequestContext::current(), None);
+    }
+
+    /// A guard entered inside a scope, and a scope inside a guard: whichever came last is
+    /// current, and leaving it brings back the other.
+    #[test]
+    fn scope_and_enter_nest_in_either_order() {
+        let [a, b, c] = [(); 3].map(|()| RequestContext::new_root(false));
+        let ga = a.enter();
+        b.scope(|| {
+            assert_eq!(RequestContext::current(), Some(b));
+            {
+                let _gc = c.enter();
+                assert_eq!(RequestContext::current(), Some(c));
+            }
+            assert_eq!(
+                RequestContext::current(),
+                Some(b),
+                "the scope again, not `a`"
+            );
+        });
+        assert_eq!(RequestContext::current(), Some(a));
+        drop(ga);
+        assert_eq!(RequestContext::current(), None);
+    }
+
+    /// A guard may outlive the scope it was entered in (guards are values): it stays current
+    /// until dropped, and the scope's borrowed context is never read after the scope ends.
+    #[test]
+    fn a_guard_that_leaves_its_scope_stays_current() {
+        let [a, b] = [(); 2].map(|()| RequestContext::new_root(false));
+        let escaped = {
+            let scoped = a;
+            scoped.scope(|| b.enter())
+        };
+        assert_eq!(RequestContext::current(), Some(b));
+        drop(escaped);
+        assert_eq!(RequestContext::current(), None);
+        // Forgotten, a guard leaves its value installed (as before scopes existed); no pointer
+        // into a finished scope is ever left behind.
+        std::mem::forget(a.scope(|| b.enter()));
+        assert_eq!(RequestContext::current(), Some(b));
+    }
+
+    #[test]
+    fn scope_is_left_when_the_closure_panics() {
+        let a = RequestContext::new_root(true);
+        let caught = std::panic::catch_unwind(|| a.scope(|| panic!("inside the scope")));
+        assert!(caught.is_err());
         assert_eq!(RequestContext::current(), None);
     }
 

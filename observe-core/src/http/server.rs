@@ -385,7 +385,8 @@ where
         // The inner service's `call` may already do work (and log): give it the context. The
         // guards live until the future is built, so the inner future is written straight into
         // it rather than built aside and copied.
-        let _entered = cx.enter();
+        // SAFETY: the guard is a local declared after `cx`, dropped first.
+        let _entered = unsafe { cx.enter_scoped() };
         let _otel = otel.as_ref().map(|otel| otel.clone().attach());
         ResponseFuture {
             inner: self.inner.call(request),
@@ -604,12 +605,14 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(cx) = *this.cx else {
+        let Some(cx) = this.cx.as_ref() else {
             // A skipped request: observe stays out of the way.
             return this.inner.poll(task);
         };
         let mut poll = {
-            let _entered = cx.enter();
+            // SAFETY: `cx` is borrowed from the pinned future for this whole block, and the
+            // guard is dropped at its end.
+            let _entered = unsafe { cx.enter_scoped() };
             let _carried = CarriedGuard::enter(this.carried);
             let _otel = this.otel.as_ref().map(|otel| otel.clone().attach());
             this.inner.poll(task)
@@ -631,17 +634,17 @@ where
                     ResponseHeader::TraceResponse => insert_trace_header(
                         response.headers_mut(),
                         HeaderName::from_static("traceresponse"),
-                        &cx,
+                        cx,
                     ),
                     ResponseHeader::TraceParent => insert_trace_header(
                         response.headers_mut(),
                         HeaderName::from_static("traceparent"),
-                        &cx,
+                        cx,
                     ),
                 }
-                pending.record(&cx, this.otel.as_ref(), status, error);
+                pending.record(cx, this.otel.as_ref(), status, error);
             }
-            Err(_) => pending.record(&cx, this.otel.as_ref(), 0, Some(ErrorType::Other)),
+            Err(_) => pending.record(cx, this.otel.as_ref(), 0, Some(ErrorType::Other)),
         }
         *this.state = None;
         poll
