@@ -12,7 +12,7 @@ use tonic::Code;
 use crate::call::Call;
 use crate::status;
 use crate::BoxError;
-use observe_core::propagation::carried::CarriedGuard;
+use observe_core::propagation::carried;
 
 pin_project_lite::pin_project! {
     /// A gRPC response body that ends its call when the stream ends.
@@ -72,11 +72,8 @@ where
         let this = self.project();
         let _entered = this.cx.map(RequestContext::enter);
         let _otel = this.call.as_ref().and_then(Call::attach_otel);
-        let polled = match this.call.as_mut() {
-            Some(call) => {
-                let _carried = CarriedGuard::enter(call.carried_mut());
-                this.inner.poll_frame(task)
-            }
+        let polled = match this.call.as_ref() {
+            Some(call) => carried::scope(call.carried(), || this.inner.poll_frame(task)),
             None => this.inner.poll_frame(task),
         };
         match polled {

@@ -205,8 +205,8 @@ impl Call {
     }
 
     /// The received `tracestate`/`baggage` slot, swapped into the thread-local around polls.
-    pub(crate) fn carried_mut(&mut self) -> &mut Carried {
-        &mut self.carried
+    pub(crate) fn carried(&self) -> &Carried {
+        &self.carried
     }
 
     /// Attaches the call's OpenTelemetry context for the duration of a poll (sampled server

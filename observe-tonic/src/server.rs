@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 use crate::call::{Call, Settings};
 use crate::status;
 use crate::BoxError;
-use observe_core::propagation::carried::CarriedGuard;
+use observe_core::propagation::carried;
 
 /// Observes every call a tonic server handles: trace context from the request metadata, a
 /// server span for sampled calls, the call's [`RequestContext`] on every poll of the handler
@@ -143,14 +143,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let mut call = Call::start_server(&self.settings, &req);
+        let call = Call::start_server(&self.settings, &req);
         let cx = call.cx();
         let inner = {
             // The inner service's `call` may already do work (and log): give it the context.
             let _entered = cx.enter();
             let _otel = call.attach_otel();
-            let _carried = CarriedGuard::enter(call.carried_mut());
-            self.inner.call(req)
+            carried::scope(call.carried(), || self.inner.call(req))
         };
         ResponseFuture {
             inner,
@@ -190,11 +189,8 @@ where
         let this = self.project();
         let _entered = this.cx.enter();
         let _otel = this.call.as_ref().and_then(Call::attach_otel);
-        let polled = match this.call.as_mut() {
-            Some(call) => {
-                let _carried = CarriedGuard::enter(call.carried_mut());
-                this.inner.poll(task)
-            }
+        let polled = match this.call.as_ref() {
+            Some(call) => carried::scope(call.carried(), || this.inner.poll(task)),
             None => this.inner.poll(task),
         };
         let result = std::task::ready!(polled);

@@ -40,7 +40,7 @@ use crate::context::RequestContext;
 use crate::metrics::{
     ErrorType, Exemplar, HttpMethod, HttpServerLabels, InFlight, Metrics, Route, UrlScheme,
 };
-use crate::propagation::carried::{Carried, CarriedGuard};
+use crate::propagation::carried::{self, Carried};
 use crate::propagation::{self, TraceParent};
 use crate::trace::{self, Sampler};
 
@@ -610,10 +610,10 @@ where
             return this.inner.poll(task);
         };
         let mut poll = {
-            // SAFETY: `cx` is borrowed from the pinned future for this whole block, and the
-            // guard is dropped at its end.
+            // SAFETY: `cx` and `carried` are borrowed from the pinned future for this whole
+            // block, and the guards are dropped at its end.
             let _entered = unsafe { cx.enter_scoped() };
-            let _carried = CarriedGuard::enter(this.carried);
+            let _carried = unsafe { carried::enter_scoped(this.carried) };
             let _otel = this.otel.as_ref().map(|otel| otel.clone().attach());
             this.inner.poll(task)
         };

@@ -5,12 +5,11 @@
 //!
 //! [`RequestContext`](crate::context::RequestContext) holds only ids and flags (it is `Copy`);
 //! the W3C headers a request arrived with must also be forwarded by the client layer. The server
-//! layer's future moves the received header values (refcounted, never copied) into this
-//! thread-local for the duration of each `poll` and takes them back afterwards, exactly as it
-//! installs the `RequestContext`; nothing is allocated, and nothing is moved when the request
-//! carried neither header.
+//! layers keep them in the request's future and install a pointer to them in a thread-local
+//! around each `poll` ([`scope`]), exactly as they install the `RequestContext`: nothing is
+//! copied, moved or allocated, and entering and leaving store one word each.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use http::HeaderValue;
 
@@ -18,13 +17,12 @@ use http::HeaderValue;
 ///
 /// ```
 /// use http::HeaderValue;
-/// use observe_core::propagation::carried::{with_current, Carried, CarriedGuard};
+/// use observe_core::propagation::carried::{scope, with_current, Carried};
 ///
-/// let mut slot = Carried { tracestate: Some(HeaderValue::from_static("k=v")), baggage: None };
-/// {
-///     let _in_request = CarriedGuard::enter(&mut slot);
+/// let received = Carried { tracestate: Some(HeaderValue::from_static("k=v")), baggage: None };
+/// scope(&received, || {
 ///     with_current(|c| assert_eq!(c.tracestate.as_ref().unwrap(), "k=v"));
-/// }
+/// });
 /// with_current(|c| assert!(c.is_empty()));
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -42,46 +40,115 @@ impl Carried {
     }
 }
 
+/// What `with_current` shows outside any request.
+static EMPTY: Carried = Carried {
+    tracestate: None,
+    baggage: None,
+};
+
 thread_local! {
-    static CARRIED: RefCell<Carried> = const {
-        RefCell::new(Carried { tracestate: None, baggage: None })
-    };
+    // Null outside a request. Non-null only while a `scope` (or a layer's `enter_scoped`
+    // guard) that borrows the pointee is running.
+    static CARRIED: Cell<*const Carried> = const { Cell::new(std::ptr::null()) };
 }
 
-/// Swaps `slot` with the thread's current value. Called in pairs around a poll.
-pub fn swap(slot: &mut Carried) {
-    CARRIED.with(|c| std::mem::swap(&mut *c.borrow_mut(), slot));
+/// Runs `f` with `carried` as the current request's propagated headers, borrowed, not moved.
+/// Scopes nest; the innermost is current.
+///
+/// ```
+/// use http::HeaderValue;
+/// use observe_core::propagation::carried::{scope, with_current, Carried};
+///
+/// let outer = Carried { tracestate: None, baggage: Some(HeaderValue::from_static("a=1")) };
+/// let inner = Carried::default();
+/// scope(&outer, || {
+///     scope(&inner, || with_current(|c| assert!(c.is_empty())));
+///     with_current(|c| assert_eq!(c.baggage.as_ref().unwrap(), "a=1"));
+/// });
+/// ```
+#[inline]
+pub fn scope<R>(carried: &Carried, f: impl FnOnce() -> R) -> R {
+    // SAFETY: `_exit` drops at the end of this call (or while unwinding from `f`), inside the
+    // borrow of `carried`.
+    let _exit = unsafe { enter_scoped(carried) };
+    f()
 }
 
-/// Runs `f` with the current request's propagated headers (empty outside a request).
-pub fn with_current<R>(f: impl FnOnce(&Carried) -> R) -> R {
-    CARRIED.with(|c| f(&c.borrow()))
-}
-
-/// Installs `slot` until dropped, then moves the (possibly updated) value back into it.
-#[must_use = "the headers are uninstalled as soon as the guard drops"]
-pub struct CarriedGuard<'a> {
-    slot: Option<&'a mut Carried>,
-}
-
-impl<'a> CarriedGuard<'a> {
-    /// Installs `slot` on this thread (a no-op when there is nothing to carry or restore).
-    #[inline]
-    pub fn enter(slot: &'a mut Carried) -> Self {
-        if slot.is_empty() && with_current(Carried::is_empty) {
-            // The common case: nothing to carry, nothing to restore.
-            return CarriedGuard { slot: None };
-        }
-        swap(slot);
-        CarriedGuard { slot: Some(slot) }
+/// Installs a pointer to `carried` until the guard drops: [`scope`]'s mechanism, for the
+/// layers, which build their futures in place while it is installed.
+///
+/// # Safety
+///
+/// The guard must be dropped, not forgotten, before `carried` is moved or dropped: keep it in a
+/// local declared after the value it points at.
+#[inline]
+pub(crate) unsafe fn enter_scoped(carried: &Carried) -> ScopeExit {
+    ScopeExit {
+        previous: CARRIED.with(|c| c.replace(carried)),
     }
 }
 
-impl Drop for CarriedGuard<'_> {
+/// Restores the previously installed headers when dropped.
+pub(crate) struct ScopeExit {
+    previous: *const Carried,
+}
+
+impl Drop for ScopeExit {
     #[inline]
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            swap(slot);
+        CARRIED.with(|c| c.set(self.previous));
+    }
+}
+
+/// Runs `f` with the current request's propagated headers (empty outside a request).
+///
+/// ```
+/// use observe_core::propagation::carried::with_current;
+/// assert!(with_current(|c| c.is_empty()));
+/// ```
+#[inline]
+pub fn with_current<R>(f: impl FnOnce(&Carried) -> R) -> R {
+    let current = CARRIED.with(Cell::get);
+    if current.is_null() {
+        f(&EMPTY)
+    } else {
+        // SAFETY: non-null only while the scope borrowing the pointee runs (see `CARRIED`).
+        f(unsafe { &*current })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baggage(value: &'static str) -> Carried {
+        Carried {
+            tracestate: None,
+            baggage: Some(HeaderValue::from_static(value)),
         }
+    }
+
+    fn current_baggage() -> Option<HeaderValue> {
+        with_current(|c| c.baggage.clone())
+    }
+
+    #[test]
+    fn scopes_nest_and_restore() {
+        let (a, b) = (baggage("a=1"), baggage("b=2"));
+        assert_eq!(current_baggage(), None);
+        scope(&a, || {
+            assert_eq!(current_baggage().unwrap(), "a=1");
+            scope(&b, || assert_eq!(current_baggage().unwrap(), "b=2"));
+            assert_eq!(current_baggage().unwrap(), "a=1");
+        });
+        assert_eq!(current_baggage(), None);
+    }
+
+    #[test]
+    fn scope_is_left_when_the_closure_panics() {
+        let a = baggage("a=1");
+        let caught = std::panic::catch_unwind(|| scope(&a, || panic!("inside the scope")));
+        assert!(caught.is_err());
+        assert_eq!(current_baggage(), None);
     }
 }
