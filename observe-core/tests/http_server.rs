@@ -500,3 +500,64 @@ async fn recorded_duration_includes_work_done_in_the_inner_call() {
         snapshot[0].histogram.sum
     );
 }
+
+/// What the handler's outgoing calls would forward: the received `tracestate` and `baggage`,
+/// current across an await point, whether or not the request is sampled; `tracestate` only
+/// with a valid `traceparent` (the spec forbids reading it otherwise), and a sampled span
+/// records the same `tracestate`.
+#[tokio::test]
+async fn received_tracestate_and_baggage_are_carried_into_the_handler() {
+    use observe_core::propagation::carried;
+
+    async fn echo_carried(_req: Request<()>) -> Result<Response<[Option<String>; 2]>, Infallible> {
+        tokio::task::yield_now().await;
+        let seen = carried::with_current(|c| {
+            [&c.tracestate, &c.baggage].map(|v| v.as_ref().map(|v| v.to_str().unwrap().into()))
+        });
+        Ok(Response::new(seen))
+    }
+    let valid = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-01");
+    let invalid = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-0x");
+    for sampled in [false, true] {
+        let (tracer, spans) = collecting_tracer();
+        let layer = ServerLayer::new().metrics(fresh_metrics()).tracer(tracer);
+        let layer = layer.sampler(if sampled {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::AlwaysOff
+        });
+        for (traceparent, expect_tracestate) in [(&valid, true), (&invalid, false)] {
+            let mut req = request(Some(traceparent));
+            req.headers_mut()
+                .insert("tracestate", "vendor=v1".parse().unwrap());
+            req.headers_mut().insert("baggage", "k=v".parse().unwrap());
+            let seen = layer
+                .clone()
+                .layer(service_fn(echo_carried))
+                .oneshot(req)
+                .await
+                .unwrap()
+                .into_body();
+            let want_tracestate = expect_tracestate.then(|| "vendor=v1".to_string());
+            assert_eq!(
+                seen,
+                [want_tracestate.clone(), Some("k=v".into())],
+                "sampled {sampled}, traceparent {traceparent}"
+            );
+            if sampled {
+                let spans = spans.take();
+                let recorded = spans[0].span_context.trace_state().header();
+                assert_eq!(recorded, want_tracestate.unwrap_or_default());
+            }
+        }
+        // Nothing received, nothing carried.
+        let seen = layer
+            .layer(service_fn(echo_carried))
+            .oneshot(request(Some(&valid)))
+            .await
+            .unwrap()
+            .into_body();
+        assert_eq!(seen, [None, None]);
+    }
+    assert!(carried::with_current(carried::Carried::is_empty));
+}

@@ -41,7 +41,7 @@ use crate::metrics::{
     ErrorType, Exemplar, HttpMethod, HttpServerLabels, InFlight, Metrics, Route, UrlScheme,
 };
 use crate::propagation::carried::{self, Carried};
-use crate::propagation::{self, TraceParent};
+use crate::propagation::{Found, TraceParent};
 use crate::trace::{self, Sampler};
 
 /// Which trace-context header, if any, the server adds to its responses.
@@ -342,22 +342,22 @@ where
             _ => settings.scheme.unwrap_or(UrlScheme::Http),
         };
 
-        let extracted = propagation::extract(request.headers());
-        let parent = extracted.traceparent;
+        let found = Found::in_headers(request.headers());
+        let parent = found.traceparent();
         let sampler = settings.sampler.unwrap_or_else(trace::sampler);
         let mut cx = sampler.request_context(parent.as_ref());
         let sampled = cx.is_sampled();
-        let carried = Carried {
-            tracestate: extracted.tracestate,
-            baggage: extracted.baggage,
-        };
 
         let tracer = if sampled {
             settings.tracer.or_else(trace::tracer)
         } else {
             None
         };
+        // Validated only if there are any (a sampled request's span needs the `tracestate`);
+        // usually there are none, and nothing but a tag is written here or checked below.
+        let mut carried = None;
         let otel = tracer.map(|tracer| {
+            let received = found.carried(parent.is_some());
             let span_cx = start_server_span(
                 tracer,
                 settings,
@@ -366,8 +366,9 @@ where
                 scheme,
                 route,
                 parent.as_ref(),
-                carried.tracestate.as_ref(),
+                received.tracestate.as_ref(),
             );
+            carried = Some(received);
             // The SDK chose the span id (and the trace id of a new root); make the ids in
             // logs and outgoing headers the exported span's own.
             let sc = span_cx.span().span_context().clone();
@@ -381,6 +382,10 @@ where
             span_cx
         });
 
+        if carried.is_none() && found.carries_anything() {
+            carried = Some(found.carried(parent.is_some()));
+        }
+
         let in_flight = metrics.http_server().start(method, scheme);
         // The inner service's `call` may already do work (and log): give it the context. The
         // guards live until the future is built, so the inner future is written straight into
@@ -391,7 +396,7 @@ where
         ResponseFuture {
             inner: self.inner.call(request),
             cx: Some(cx),
-            carried,
+            carried: carried.unwrap_or_default(),
             otel,
             state: Some(Pending {
                 metrics,

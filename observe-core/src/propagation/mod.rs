@@ -53,6 +53,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::context::RequestContext;
 use crate::counters;
+use carried::Carried;
 
 /// The `traceparent` header name (with [`TRACESTATE`] and [`BAGGAGE`]: lowercase, as the
 /// specs ask senders to use).
@@ -269,28 +270,96 @@ impl<'a> Lines<'a> {
 /// above it, the lookups win.
 const SCAN_MAX_LINES: usize = 24;
 
-/// The `traceparent`, `tracestate` and `baggage` lines of `headers`.
-#[inline]
-fn find_lines(headers: &HeaderMap) -> [Lines<'_>; 3] {
-    if headers.len() > SCAN_MAX_LINES {
-        return [
-            Lines::of(headers, TRACEPARENT),
-            Lines::of(headers, TRACESTATE),
-            Lines::of(headers, BAGGAGE),
-        ];
-    }
-    let mut found = [Lines::NONE; 3];
-    for (name, value) in headers {
-        // Names are stored lowercase; comparing lengths first rejects almost every header.
-        let slot = match name.as_str() {
-            "traceparent" => 0,
-            "tracestate" => 1,
-            "baggage" => 2,
-            _ => continue,
+/// Where the three propagation headers are in a request: the first phase of [`extract`],
+/// which the server layer splits so that a request carrying no `tracestate` or `baggage` (the
+/// usual case) never builds, moves or stores the empty values.
+#[derive(Clone, Copy)]
+pub(crate) struct Found<'a> {
+    headers: &'a HeaderMap,
+    traceparent: Lines<'a>,
+    tracestate: Lines<'a>,
+    baggage: Lines<'a>,
+}
+
+impl<'a> Found<'a> {
+    /// Finds the `traceparent`, `tracestate` and `baggage` lines of `headers`.
+    #[inline]
+    pub(crate) fn in_headers(headers: &'a HeaderMap) -> Self {
+        let mut found = Found {
+            headers,
+            traceparent: Lines::NONE,
+            tracestate: Lines::NONE,
+            baggage: Lines::NONE,
         };
-        found[slot].add(value);
+        if headers.len() > SCAN_MAX_LINES {
+            found.traceparent = Lines::of(headers, TRACEPARENT);
+            found.tracestate = Lines::of(headers, TRACESTATE);
+            found.baggage = Lines::of(headers, BAGGAGE);
+            return found;
+        }
+        for (name, value) in headers {
+            // Names are stored lowercase; comparing lengths first rejects almost every header.
+            match name.as_str() {
+                "traceparent" => found.traceparent.add(value),
+                "tracestate" => found.tracestate.add(value),
+                "baggage" => found.baggage.add(value),
+                _ => {}
+            }
+        }
+        found
     }
-    found
+
+    /// The caller's trace context: `None` when absent, duplicated or invalid (counted).
+    #[inline]
+    pub(crate) fn traceparent(&self) -> Option<TraceParent> {
+        match self.traceparent {
+            Lines { first: None, .. } => None,
+            Lines {
+                first: Some(line),
+                more: false,
+            } => traceparent_one_line(line.as_bytes()),
+            // Several lines: the rule for them lives in `traceparent_from_lines`.
+            Lines { more: true, .. } => traceparent_from_lines(
+                self.headers
+                    .get_all(TRACEPARENT)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+            ),
+        }
+    }
+
+    /// Whether there is a `tracestate` or `baggage` line at all; when not, [`Self::carried`]
+    /// is empty and need not be called.
+    #[inline]
+    pub(crate) fn carries_anything(&self) -> bool {
+        self.tracestate.first.is_some() || self.baggage.first.is_some()
+    }
+
+    /// The validated `tracestate` (only with a valid `traceparent`, as the spec requires) and
+    /// `baggage` to forward. Invalid values are dropped and counted.
+    #[inline(never)]
+    pub(crate) fn carried(&self, traceparent_valid: bool) -> Carried {
+        // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
+        let tracestate = match self.tracestate {
+            Lines { first: None, .. } => None,
+            _ if !traceparent_valid => None,
+            Lines { more: true, .. } => tracestate_lines(self.headers),
+            Lines {
+                first: Some(line), ..
+            } => tracestate_one_line(line),
+        };
+        let baggage = match self.baggage {
+            Lines { first: None, .. } => None,
+            Lines { more: true, .. } => baggage_lines(self.headers),
+            Lines {
+                first: Some(line), ..
+            } => baggage_one_line(line),
+        };
+        Carried {
+            tracestate,
+            baggage,
+        }
+    }
 }
 
 /// Reads `traceparent`, `tracestate` and `baggage` from request headers.
@@ -317,39 +386,12 @@ fn find_lines(headers: &HeaderMap) -> [Lines<'_>; 3] {
 /// ```
 #[inline]
 pub fn extract(headers: &HeaderMap) -> Extracted {
-    let [traceparent, tracestate, baggage] = find_lines(headers);
-    let traceparent = match traceparent {
-        Lines { first: None, .. } => None,
-        Lines {
-            first: Some(line),
-            more: false,
-        } => traceparent_one_line(line.as_bytes()),
-        // Several lines: the rule for them lives in `traceparent_from_lines`.
-        Lines { more: true, .. } => traceparent_from_lines(
-            headers
-                .get_all(TRACEPARENT)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        ),
-    };
-    // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
-    let tracestate = match (traceparent, tracestate) {
-        (None, _) | (_, Lines { first: None, .. }) => None,
-        (Some(_), Lines { more: true, .. }) => tracestate_lines(headers),
-        (
-            Some(_),
-            Lines {
-                first: Some(line), ..
-            },
-        ) => tracestate_one_line(line),
-    };
-    let baggage = match baggage {
-        Lines { first: None, .. } => None,
-        Lines { more: true, .. } => baggage_lines(headers),
-        Lines {
-            first: Some(line), ..
-        } => baggage_one_line(line),
-    };
+    let found = Found::in_headers(headers);
+    let traceparent = found.traceparent();
+    let Carried {
+        tracestate,
+        baggage,
+    } = found.carried(traceparent.is_some());
     Extracted {
         traceparent,
         tracestate,
