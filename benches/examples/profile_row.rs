@@ -24,7 +24,50 @@ mod peers;
 fn main() {
     let mut args = std::env::args().skip(1);
     let id = args.next().unwrap_or_else(|| "observe_metrics".into());
+    if id == "turns" {
+        return turns(args.collect());
+    }
     let n: u64 = args.next().map_or(100_000, |s| s.parse().expect("N"));
+    let row = make_row(&id);
+    let rt = app::current_thread_runtime();
+    let run = || app::run_in_process(&rt, &row.router, row.path, row.traceparent, n);
+    match &row.dispatch {
+        Some(d) => tracing::dispatcher::with_default(d, run),
+        None => run(),
+    }
+}
+
+/// `turns ROUNDS BATCH ROW...`: the rows timed in rotating turns, as the bench's goal table
+/// does, printing each row's median ns/request and its overhead over the first row (bare axum
+/// by convention) in units of the second's (the do-nothing layer). For comparing two builds
+/// on a noisy machine: the ratio is taken within one process.
+fn turns(args: Vec<String>) {
+    let [rounds, batch, ids @ ..] = &args[..] else {
+        panic!("usage: profile_row turns ROUNDS BATCH ROW...");
+    };
+    let (rounds, batch) = (
+        rounds.parse().expect("ROUNDS"),
+        batch.parse().expect("BATCH"),
+    );
+    let rows: Vec<Row> = ids.iter().map(|id| make_row(id)).collect();
+    let picked: Vec<&Row> = rows.iter().collect();
+    let ns = observe_benches::interleaved(&picked, rounds, batch);
+    let median = |i: usize| {
+        let mut v: Vec<f64> = ns.iter().map(|round| round[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let medians: Vec<f64> = (0..rows.len()).map(median).collect();
+    for (row, m) in rows.iter().zip(&medians) {
+        let ratio = match medians[..] {
+            [base, floor, ..] if floor > base => (m - base) / (floor - base),
+            _ => f64::NAN,
+        };
+        println!("{:32} {m:8.1} ns  {ratio:5.2}x floor", row.id);
+    }
+}
+
+fn make_row(id: &str) -> Row {
     // Built on demand: only the chosen row's router (and its globals) exists in the process.
     type MakeRow = fn() -> Row;
     let peers: [(&str, MakeRow); 11] = [
@@ -49,17 +92,11 @@ fn main() {
             peers::axum_tracing_otel_sampled,
         ),
     ];
-    let row: Row = match peers.iter().find(|(name, _)| *name == id) {
+    match peers.iter().find(|(name, _)| *name == id) {
         Some((_, make)) => make(),
         None => peers::observe::rows()
             .into_iter()
             .find(|r| r.id == id)
             .unwrap_or_else(|| panic!("unknown row {id}")),
-    };
-    let rt = app::current_thread_runtime();
-    let run = || app::run_in_process(&rt, &row.router, row.path, row.traceparent, n);
-    match &row.dispatch {
-        Some(d) => tracing::dispatcher::with_default(d, run),
-        None => run(),
     }
 }
