@@ -21,14 +21,66 @@
 //! assert!(start.elapsed() < std::time::Duration::from_secs(60));
 //! ```
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
+/// How [`read`] reads the clock: not decided yet (the clock is not calibrated), the TSC
+/// directly, or through `quanta`.
+static SOURCE: AtomicU8 = AtomicU8::new(UNDECIDED);
+const UNDECIDED: u8 = 0;
+const TSC: u8 = 1;
+const QUANTA: u8 = 2;
+
 #[inline]
 fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// A raw reading, in the unit `quanta`'s `delta_as_nanos` scales. Where `quanta` reads the
+/// TSC, reading it here inline spares every reading a call into `quanta` and its match on the
+/// clock's kind; anywhere else, `quanta` reads the OS clock.
+#[inline]
+fn read() -> u64 {
+    // Acquire (a plain load on x86-64): whoever sees the source decided also sees the clock
+    // initialised, which the unchecked reads below and in `elapsed_nanos` rely on.
+    match SOURCE.load(Ordering::Acquire) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: RDTSC is available on every x86-64 processor.
+        TSC => unsafe { std::arch::x86_64::_rdtsc() },
+        // SAFETY: the source is decided only after the clock is initialised.
+        QUANTA => unsafe { CLOCK.get().unwrap_unchecked() }.raw(),
+        _ => decide_and_read(),
+    }
+}
+
+#[cold]
+fn decide_and_read() -> u64 {
+    let clock = clock();
+    let source = if reads_the_tsc(clock) { TSC } else { QUANTA };
+    SOURCE.store(source, Ordering::Release);
+    clock.raw()
+}
+
+/// Whether `quanta` chose the TSC: its raw readings then fall between two TSC readings taken
+/// around them (an OS clock's nanoseconds since boot land in a window of a few hundred TSC
+/// ticks by chance essentially never, and three times in a row never).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn reads_the_tsc(clock: &quanta::Clock) -> bool {
+    (0..3).all(|_| {
+        // SAFETY: RDTSC is available on every x86-64 processor.
+        let before = unsafe { std::arch::x86_64::_rdtsc() };
+        let raw = clock.raw();
+        let after = unsafe { std::arch::x86_64::_rdtsc() };
+        (before..=after).contains(&raw)
+    })
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn reads_the_tsc(_clock: &quanta::Clock) -> bool {
+    false
 }
 
 /// A reading of the request clock, for measuring how long something took.
@@ -55,7 +107,7 @@ impl Instant {
     /// ```
     #[inline]
     pub fn now() -> Instant {
-        Instant(clock().raw())
+        Instant(read())
     }
 
     /// Time since this reading; zero if the clock appears to have gone backwards.
@@ -78,11 +130,12 @@ impl Instant {
     #[inline]
     pub fn elapsed_nanos(&self) -> u64 {
         // SAFETY: an `Instant` is only made by `now`, which initialised the clock (the field
-        // is private and no other constructor exists), so `get` is `Some` here; saying so
-        // spares every measurement the initialisation check.
+        // is private and no other constructor exists) before deciding the source `read` saw,
+        // so `get` is `Some` here; saying so spares every measurement the initialisation check.
         debug_assert!(CLOCK.get().is_some(), "an Instant exists only after `now`");
+        let end = read();
         let clock = unsafe { CLOCK.get().unwrap_unchecked() };
-        clock.delta_as_nanos(self.0, clock.raw())
+        clock.delta_as_nanos(self.0, end)
     }
 }
 
@@ -93,7 +146,9 @@ impl Instant {
 /// ```
 #[inline]
 pub fn calibrate() {
-    let _ = clock();
+    if SOURCE.load(Ordering::Acquire) == UNDECIDED {
+        decide_and_read();
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +172,21 @@ mod tests {
         );
         let later = start.elapsed();
         assert!(later >= Duration::from_nanos(ours));
+    }
+
+    /// The source is decided once, by the first reading, and a clock whose readings are not
+    /// the TSC's (here `quanta`'s mock, which reads what it is told) is never taken for it.
+    #[test]
+    fn only_a_clock_reading_the_tsc_is_read_inline() {
+        calibrate();
+        let source = SOURCE.load(Ordering::Acquire);
+        assert!(source == TSC || source == QUANTA, "decided: {source}");
+        let (mock, control) = quanta::Clock::mock();
+        assert!(!reads_the_tsc(&mock), "a clock stopped at 0");
+        control.increment(u64::MAX / 2);
+        assert!(!reads_the_tsc(&mock), "a clock far from the TSC");
+        if source == TSC {
+            assert!(reads_the_tsc(clock()), "decided TSC, and quanta reads it");
+        }
     }
 }
