@@ -326,7 +326,7 @@ where
             return ResponseFuture {
                 inner: self.inner.call(request),
                 cx: None,
-                carried: Carried::default(),
+                carried: None,
                 otel: None,
                 state: None,
             };
@@ -396,7 +396,7 @@ where
         ResponseFuture {
             inner: self.inner.call(request),
             cx: Some(cx),
-            carried: carried.unwrap_or_default(),
+            carried,
             otel,
             state: Some(Pending {
                 metrics,
@@ -557,7 +557,8 @@ pin_project_lite::pin_project! {
         inner: F,
         // `None` for requests the route extractor skips.
         cx: Option<RequestContext>,
-        carried: Carried,
+        // `None` when the request carried neither header (usually).
+        carried: Option<Carried>,
         otel: Option<opentelemetry::Context>,
         state: Option<Pending>,
     }
@@ -618,7 +619,7 @@ where
             // SAFETY: `cx` and `carried` are borrowed from the pinned future for this whole
             // block, and the guards are dropped at its end.
             let _entered = unsafe { cx.enter_scoped() };
-            let _carried = unsafe { carried::enter_scoped(this.carried) };
+            let _carried = unsafe { carried::enter_scoped(this.carried.as_ref()) };
             let _otel = this.otel.as_ref().map(|otel| otel.clone().attach());
             this.inner.poll(task)
         };

@@ -70,19 +70,21 @@ thread_local! {
 pub fn scope<R>(carried: &Carried, f: impl FnOnce() -> R) -> R {
     // SAFETY: `_exit` drops at the end of this call (or while unwinding from `f`), inside the
     // borrow of `carried`.
-    let _exit = unsafe { enter_scoped(carried) };
+    let _exit = unsafe { enter_scoped(Some(carried)) };
     f()
 }
 
 /// Installs a pointer to `carried` until the guard drops: [`scope`]'s mechanism, for the
-/// layers, which build their futures in place while it is installed.
+/// layers, which build their futures in place while it is installed. `None` installs the
+/// empty value (a request that carried nothing hides whatever an enclosing one carried).
 ///
 /// # Safety
 ///
 /// The guard must be dropped, not forgotten, before `carried` is moved or dropped: keep it in a
 /// local declared after the value it points at.
 #[inline]
-pub(crate) unsafe fn enter_scoped(carried: &Carried) -> ScopeExit {
+pub(crate) unsafe fn enter_scoped(carried: Option<&Carried>) -> ScopeExit {
+    let carried = carried.map_or(std::ptr::null(), |c| c as *const Carried);
     ScopeExit {
         previous: CARRIED.with(|c| c.replace(carried)),
     }

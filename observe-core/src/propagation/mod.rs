@@ -270,43 +270,67 @@ impl<'a> Lines<'a> {
 /// above it, the lookups win.
 const SCAN_MAX_LINES: usize = 24;
 
-/// Where the three propagation headers are in a request: the first phase of [`extract`],
-/// which the server layer splits so that a request carrying no `tracestate` or `baggage` (the
-/// usual case) never builds, moves or stores the empty values.
+/// The `traceparent`, `tracestate` and `baggage` lines of `headers`.
+fn find_lines(headers: &HeaderMap) -> [Lines<'_>; 3] {
+    if headers.len() > SCAN_MAX_LINES {
+        return [
+            Lines::of(headers, TRACEPARENT),
+            Lines::of(headers, TRACESTATE),
+            Lines::of(headers, BAGGAGE),
+        ];
+    }
+    let mut found = [Lines::NONE; 3];
+    for (name, value) in headers {
+        // Names are stored lowercase; comparing lengths first rejects almost every header.
+        let slot = match name.as_str() {
+            "traceparent" => 0,
+            "tracestate" => 1,
+            "baggage" => 2,
+            _ => continue,
+        };
+        found[slot].add(value);
+    }
+    found
+}
+
+/// Where the propagation headers are in a request: the first phase of [`extract`], which the
+/// server layer splits so that a request carrying no `tracestate` or `baggage` (the usual
+/// case) keeps only its `traceparent` line and one flag, and never builds, moves or stores
+/// the empty values.
 #[derive(Clone, Copy)]
 pub(crate) struct Found<'a> {
     headers: &'a HeaderMap,
     traceparent: Lines<'a>,
-    tracestate: Lines<'a>,
-    baggage: Lines<'a>,
+    // A `tracestate` or `baggage` line exists: `carried` finds them again (rarely needed).
+    others: bool,
 }
 
 impl<'a> Found<'a> {
-    /// Finds the `traceparent`, `tracestate` and `baggage` lines of `headers`.
+    /// Finds the `traceparent` lines of `headers`, and whether there are others to carry.
     #[inline]
     pub(crate) fn in_headers(headers: &'a HeaderMap) -> Self {
-        let mut found = Found {
-            headers,
-            traceparent: Lines::NONE,
-            tracestate: Lines::NONE,
-            baggage: Lines::NONE,
-        };
         if headers.len() > SCAN_MAX_LINES {
-            found.traceparent = Lines::of(headers, TRACEPARENT);
-            found.tracestate = Lines::of(headers, TRACESTATE);
-            found.baggage = Lines::of(headers, BAGGAGE);
-            return found;
+            return Found {
+                headers,
+                traceparent: Lines::of(headers, TRACEPARENT),
+                others: headers.contains_key(TRACESTATE) || headers.contains_key(BAGGAGE),
+            };
         }
+        let mut traceparent = Lines::NONE;
+        let mut others = false;
         for (name, value) in headers {
             // Names are stored lowercase; comparing lengths first rejects almost every header.
             match name.as_str() {
-                "traceparent" => found.traceparent.add(value),
-                "tracestate" => found.tracestate.add(value),
-                "baggage" => found.baggage.add(value),
+                "traceparent" => traceparent.add(value),
+                "tracestate" | "baggage" => others = true,
                 _ => {}
             }
         }
-        found
+        Found {
+            headers,
+            traceparent,
+            others,
+        }
     }
 
     /// The caller's trace context: `None` when absent, duplicated or invalid (counted).
@@ -332,15 +356,19 @@ impl<'a> Found<'a> {
     /// is empty and need not be called.
     #[inline]
     pub(crate) fn carries_anything(&self) -> bool {
-        self.tracestate.first.is_some() || self.baggage.first.is_some()
+        self.others
     }
 
     /// The validated `tracestate` (only with a valid `traceparent`, as the spec requires) and
     /// `baggage` to forward. Invalid values are dropped and counted.
     #[inline(never)]
     pub(crate) fn carried(&self, traceparent_valid: bool) -> Carried {
+        if !self.others {
+            return Carried::default();
+        }
+        let [_, tracestate, baggage] = find_lines(self.headers);
         // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
-        let tracestate = match self.tracestate {
+        let tracestate = match tracestate {
             Lines { first: None, .. } => None,
             _ if !traceparent_valid => None,
             Lines { more: true, .. } => tracestate_lines(self.headers),
@@ -348,7 +376,7 @@ impl<'a> Found<'a> {
                 first: Some(line), ..
             } => tracestate_one_line(line),
         };
-        let baggage = match self.baggage {
+        let baggage = match baggage {
             Lines { first: None, .. } => None,
             Lines { more: true, .. } => baggage_lines(self.headers),
             Lines {
