@@ -126,6 +126,18 @@ pub(crate) fn traceparent_from_lines<'a>(
 /// unusable. [`extract`] calls it directly for the usual single line, without the iterator.
 #[inline]
 fn traceparent_one_line(line: &[u8]) -> Option<TraceParent> {
+    // The usual line goes straight to the one-pass parse: one that passes it starts with "00"
+    // and ends with a hex digit, so it had no whitespace to trim.
+    match TraceParent::parse_version_00(line) {
+        Some(parsed) => Some(parsed),
+        None => traceparent_one_line_otherwise(line),
+    }
+}
+
+/// Any other line: trimmed, then every rule applied. Counts it when unusable.
+#[cold]
+#[inline(never)]
+fn traceparent_one_line_otherwise(line: &[u8]) -> Option<TraceParent> {
     let parsed = TraceParent::parse_valid(trim_ows(line));
     if parsed.is_none() {
         counters::PROPAGATION_INVALID.inc();

@@ -207,7 +207,7 @@ impl TraceParent {
     /// `None` for anything else, valid or not: [`Self::parse_any`] then applies every rule and
     /// says what was wrong.
     #[inline(always)]
-    fn parse_version_00(value: &[u8]) -> Option<TraceParent> {
+    pub(crate) fn parse_version_00(value: &[u8]) -> Option<TraceParent> {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         {
             Self::parse_version_00_sse2(value)
