@@ -321,6 +321,10 @@ where
         self.inner.poll_ready(cx)
     }
 
+    // Out of line on purpose: inlined into axum's route service (as the bench binary's
+    // compiler chose to do) it compiles worse, about 25 ns per request there (measured by
+    // alternating builds of `benches/request_path.rs`'s timed turns). Likewise `poll`.
+    #[inline(never)]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Routed::Measure(route) = self.route.routed(&request) else {
             return ResponseFuture {
@@ -609,6 +613,7 @@ where
 {
     type Output = F::Output;
 
+    #[inline(never)]
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(cx) = this.cx.as_ref() else {
