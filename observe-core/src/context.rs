@@ -356,7 +356,8 @@ impl Installed {
         if !scoped.is_null() && self.scoped_stamp.get() > self.value_stamp.get() {
             // SAFETY: `scoped` is non-null only inside `RequestContext::scope`, which borrows
             // the context for the whole call and restores the previous pointer on the way out
-            // (on unwind too), so it points at a live context.
+            // (on unwind too), or while a layer's `enter_scoped` guard lives, which its caller
+            // keeps inside the borrow; so it points at a live context.
             Some(unsafe { *scoped })
         } else {
             self.value.get()

@@ -348,6 +348,9 @@ where
 
         let found = Found::in_headers(request.headers());
         let parent = found.traceparent();
+        // Usually the request carries neither `tracestate` nor `baggage`: then this is `None`,
+        // one tag, and nothing is validated, moved or stored for them.
+        let carried = found.carried(parent.is_some());
         let sampler = settings.sampler.unwrap_or_else(trace::sampler);
         let mut cx = sampler.request_context(parent.as_ref());
         let sampled = cx.is_sampled();
@@ -357,11 +360,7 @@ where
         } else {
             None
         };
-        // Validated only if there are any (a sampled request's span needs the `tracestate`);
-        // usually there are none, and nothing but a tag is written here or checked below.
-        let mut carried = None;
         let otel = tracer.map(|tracer| {
-            let received = found.carried(parent.is_some());
             let span_cx = start_server_span(
                 tracer,
                 settings,
@@ -370,9 +369,8 @@ where
                 scheme,
                 route,
                 parent.as_ref(),
-                received.tracestate.as_ref(),
+                carried.as_ref().and_then(|c| c.tracestate.as_ref()),
             );
-            carried = Some(received);
             // The SDK chose the span id (and the trace id of a new root); make the ids in
             // logs and outgoing headers the exported span's own.
             let sc = span_cx.span().span_context().clone();
@@ -385,10 +383,6 @@ where
             }
             span_cx
         });
-
-        if carried.is_none() && found.carries_anything() {
-            carried = Some(found.carried(parent.is_some()));
-        }
 
         let in_flight = metrics.http_server().start(method, scheme);
         // The inner service's `call` may already do work (and log): give it the context. The

@@ -364,20 +364,16 @@ impl<'a> Found<'a> {
         }
     }
 
-    /// Whether there is a `tracestate` or `baggage` line at all; when not, [`Self::carried`]
-    /// is empty and need not be called.
+    /// The validated `tracestate` (only with a valid `traceparent`, as the spec requires) and
+    /// `baggage` to forward; `None`, settled without a call, when the request has no line of
+    /// either (the usual case). Invalid values are dropped and counted.
     #[inline]
-    pub(crate) fn carries_anything(&self) -> bool {
-        self.others
+    pub(crate) fn carried(&self, traceparent_valid: bool) -> Option<Carried> {
+        self.others.then(|| self.validate_others(traceparent_valid))
     }
 
-    /// The validated `tracestate` (only with a valid `traceparent`, as the spec requires) and
-    /// `baggage` to forward. Invalid values are dropped and counted.
     #[inline(never)]
-    pub(crate) fn carried(&self, traceparent_valid: bool) -> Carried {
-        if !self.others {
-            return Carried::default();
-        }
+    fn validate_others(&self, traceparent_valid: bool) -> Carried {
         let [_, tracestate, baggage] = find_lines(self.headers);
         // "If the vendor failed to parse traceparent, it MUST NOT attempt to parse tracestate."
         let tracestate = match tracestate {
@@ -431,7 +427,7 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
     let Carried {
         tracestate,
         baggage,
-    } = found.carried(traceparent.is_some());
+    } = found.carried(traceparent.is_some()).unwrap_or_default();
     Extracted {
         traceparent,
         tracestate,
