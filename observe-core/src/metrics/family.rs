@@ -3,14 +3,16 @@
 //!
 //! Layout: an open-addressing table of pointers to `(K, HistogramSeries)` entries, where `K` is
 //! a small `Copy` label struct. A label set seen before is hashed (foldhash), found with plain
-//! atomic loads and recorded with two `fetch_add`s: no lock, no allocation, no contention with
-//! other recorders. In front of that, a per-thread cache of the series found last for a few
-//! label sets (keyed by the family's never-reused id and the label set's identity) lets a
-//! repeated label set skip the hash and the probe. A first-seen label set takes the insert
-//! mutex; once the family holds `limit` label sets, new ones go to the single overflow series
-//! (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them. Reading
-//! (scrape, status page) holds the insert mutex of one family while it copies counters;
-//! recording goes on meanwhile.
+//! atomic loads and recorded with two `fetch_add`s: no lock, no allocation. In front of that, a
+//! per-thread cache of the series found last for a few label sets (keyed by the family's
+//! never-reused id and the label set's identity) lets a repeated label set skip the hash and
+//! the probe, and holds the thread's own shard of the series (see [`super::recorder`]): a
+//! cached label set is recorded with a plain load and store per counter, no locked
+//! instruction and no cache line shared with other threads. A first-seen label set takes the
+//! insert mutex; once the family holds `limit` label sets, new ones go to the single overflow
+//! series (`otel_metric_overflow="true"`) and `observe_metric_overflow_total` counts them.
+//! Reading (scrape, status page) holds the insert mutex of one family while it adds up
+//! counters; recording goes on meanwhile.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
@@ -19,6 +21,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::labels::Exemplar;
+use super::recorder::Shards;
 use crate::context::{SpanId, TraceId};
 
 /// The semantic-conventions HTTP/RPC duration bucket bounds, in seconds.
@@ -179,11 +182,41 @@ impl ExemplarSlot {
 }
 
 /// One label set's histogram: non-cumulative bucket counters and the sum, all atomics.
+///
+/// Two kinds of counters add up to the series: the shared ones, updated with `fetch_add` by
+/// recorders that have no shard, and one [`HistogramShard`] per recorder number that ever
+/// recorded it through the per-thread cache (see [`super::recorder`]).
 #[derive(Default)]
 pub(crate) struct HistogramSeries {
     buckets: [AtomicU64; BUCKETS],
     sum_ns: AtomicU64,
     exemplars: [ExemplarSlot; BUCKETS],
+    shards: Shards<HistogramShard>,
+}
+
+/// One recorder number's counters of a series: written only by the thread holding that
+/// number, so a plain load and store update them (no locked instruction).
+#[derive(Default)]
+pub(crate) struct HistogramShard {
+    buckets: [AtomicU64; BUCKETS],
+    sum_ns: AtomicU64,
+}
+
+impl HistogramShard {
+    #[inline(always)]
+    fn add(&self, i: usize, ns: u64) {
+        // One writer: load and store are the whole update. `Relaxed`: the counters are read
+        // for totals only, never to order other memory.
+        let bucket = &self.buckets[i];
+        bucket.store(
+            bucket.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        self.sum_ns.store(
+            self.sum_ns.load(Ordering::Relaxed).wrapping_add(ns),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 impl HistogramSeries {
@@ -192,28 +225,51 @@ impl HistogramSeries {
         self.observe_ns(duration_ns(elapsed), exemplar);
     }
 
+    /// Records through the shared counters (recorders without a shard).
     #[inline]
     pub(crate) fn observe_ns(&self, ns: u64, exemplar: Option<Exemplar>) {
+        self.observe_ns_in(None, ns, exemplar);
+    }
+
+    /// Records through `shard` (this thread's, of this series) or else the shared counters.
+    #[inline(always)]
+    fn observe_ns_in(&self, shard: Option<&HistogramShard>, ns: u64, exemplar: Option<Exemplar>) {
         let i = bucket_index(ns);
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        match shard {
+            Some(shard) => shard.add(i, ns),
+            None => {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+                self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+            }
+        }
         if let Some(ex) = exemplar {
-            let unix_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            self.exemplars[i].store(ex, ns, unix_ms);
+            self.keep_exemplar(i, ex, ns);
         }
     }
 
+    fn keep_exemplar(&self, i: usize, ex: Exemplar, ns: u64) {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.exemplars[i].store(ex, ns, unix_ms);
+    }
+
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
-        let buckets: [u64; BUCKETS] =
+        let mut buckets: [u64; BUCKETS] =
             std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
+        let mut sum_ns = self.sum_ns.load(Ordering::Relaxed);
+        for shard in self.shards.iter() {
+            for (total, bucket) in buckets.iter_mut().zip(&shard.buckets) {
+                *total = total.wrapping_add(bucket.load(Ordering::Relaxed));
+            }
+            sum_ns = sum_ns.wrapping_add(shard.sum_ns.load(Ordering::Relaxed));
+        }
         HistogramSnapshot {
             // The count is the sum of the buckets, so `+Inf` always equals `_count`.
             count: buckets.iter().sum(),
             buckets,
-            sum: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            sum: sum_ns as f64 / 1e9,
             exemplars: std::array::from_fn(|i| self.exemplars[i].load()),
         }
     }
@@ -405,13 +461,15 @@ static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(1);
 /// miss the cache.
 pub(crate) type Identity = [u64; 2];
 
-/// One per-thread cache slot: the series a family holds for a label set's identity.
+/// One per-thread cache slot: the series a family holds for a label set's identity, and this
+/// thread's shard of it (null when the thread has no recorder number).
 #[derive(Copy, Clone)]
 struct CachedSeries {
     /// The family's `id`; 0 for an empty slot.
     family: u64,
     identity: Identity,
     series: *const HistogramSeries,
+    shard: *const HistogramShard,
 }
 
 impl CachedSeries {
@@ -419,6 +477,7 @@ impl CachedSeries {
         family: 0,
         identity: [0; 2],
         series: std::ptr::null(),
+        shard: std::ptr::null(),
     };
 }
 
@@ -432,6 +491,14 @@ thread_local! {
     /// is never given to another family, so a slot of a dropped family is never read again.
     static SERIES_CACHE: [Cell<CachedSeries>; SERIES_CACHE_SLOTS] =
         const { [const { Cell::new(CachedSeries::EMPTY) }; SERIES_CACHE_SLOTS] };
+}
+
+/// Empties this thread's series cache: called when the thread gives its recorder number back,
+/// so that it never writes a shard of that number again (see [`super::recorder`]).
+pub(crate) fn forget_shards() {
+    // A cache with no destructor: still there while the thread's other destructors run.
+    let _ =
+        SERIES_CACHE.try_with(|cache| cache.iter().for_each(|slot| slot.set(CachedSeries::EMPTY)));
 }
 
 #[inline(always)]
@@ -518,7 +585,10 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         let hash = self.hasher.hash_one(key);
         match self.find(&key, hash) {
             Some(series) => series.observe_ns(ns, exemplar),
-            None => self.observe_new(key, hash, ns, exemplar),
+            None => match self.insert(key, hash) {
+                Some(series) => series.observe_ns(ns, exemplar),
+                None => self.observe_overflow(ns, exemplar),
+            },
         }
     }
 
@@ -541,8 +611,11 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         let cached = SERIES_CACHE.with(|cache| cache[slot].get());
         if cached.family == self.id && cached.identity == identity {
             // SAFETY: the slot was filled by this family (ids are never reused) with one of its
-            // entries' series, which live until the family is dropped; `&self` excludes that.
-            return unsafe { &*cached.series }.observe_ns(ns, exemplar);
+            // entries' series and this thread's shard of it, which live until the family is
+            // dropped; `&self` excludes that. The shard is this thread's: the cache is emptied
+            // before the thread gives its number back.
+            let (series, shard) = unsafe { (&*cached.series, cached.shard.as_ref()) };
+            return series.observe_ns_in(shard, ns, exemplar);
         }
         self.observe_ns_and_cache(key(), identity, slot, ns, exemplar);
     }
@@ -564,46 +637,42 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         exemplar: Option<Exemplar>,
     ) {
         let hash = self.hasher.hash_one(key);
-        match self.find(&key, hash) {
-            Some(series) => {
-                SERIES_CACHE.with(|cache| {
-                    cache[slot].set(CachedSeries {
-                        family: self.id,
-                        identity,
-                        series,
-                    })
-                });
-                series.observe_ns(ns, exemplar);
-            }
-            None => self.observe_new(key, hash, ns, exemplar),
-        }
+        // A first-seen label set is cached (with this thread's shard) from its first
+        // observation, so the next one allocates nothing.
+        let Some(series) = self.find(&key, hash).or_else(|| self.insert(key, hash)) else {
+            return self.observe_overflow(ns, exemplar);
+        };
+        // Without a number (all taken, or the thread is exiting) the series is cached with no
+        // shard and recorded through its shared counters.
+        let shard = super::recorder::current().map(|n| series.shards.of(n));
+        let _ = SERIES_CACHE.try_with(|cache| {
+            cache[slot].set(CachedSeries {
+                family: self.id,
+                identity,
+                series,
+                shard: shard.map_or(std::ptr::null(), std::ptr::from_ref),
+            })
+        });
+        series.observe_ns_in(shard, ns, exemplar);
     }
 
-    /// A label set not found: insert it, or send it to the overflow series when full.
+    /// The series of a label set not found: inserted, or `None` (for the overflow series) when
+    /// the family is full.
     #[cold]
     #[inline(never)]
-    fn observe_new(&self, key: K, hash: u64, ns: u64, exemplar: Option<Exemplar>) {
+    fn insert(&self, key: K, hash: u64) -> Option<&HistogramSeries> {
         if self.len.load(Ordering::Acquire) >= self.limit {
-            // Full. The Acquire pairs with the Release in `insert_and_observe`: a label set
-            // inserted as the last one is visible now, so look once more before overflowing.
-            match self.find(&key, hash) {
-                Some(series) => series.observe_ns(ns, exemplar),
-                None => self.observe_overflow(ns, exemplar),
-            }
-        } else {
-            self.insert_and_observe(key, hash, ns, exemplar);
+            // Full. The Acquire pairs with the Release below: a label set inserted as the last
+            // one is visible now, so look once more before overflowing.
+            return self.find(&key, hash);
         }
-    }
-
-    fn insert_and_observe(&self, key: K, hash: u64, ns: u64, ex: Option<Exemplar>) {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         // Another recorder may have inserted it since our lookup.
         if let Some(series) = self.find(&key, hash) {
-            return series.observe_ns(ns, ex);
+            return Some(series);
         }
         if writer.entries.len() >= self.limit {
-            drop(writer);
-            return self.observe_overflow(ns, ex);
+            return None;
         }
         let entry = Box::into_raw(Box::new(Entry {
             key,
@@ -627,10 +696,10 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
             // SAFETY: as above.
             unsafe { &*current }.insert(hash, entry);
         }
-        // After the entry is in the table: see the Acquire in `observe_new`.
+        // After the entry is in the table: see the Acquire above.
         self.len.store(writer.entries.len(), Ordering::Release);
         // SAFETY: just made, freed only in `Drop`.
-        unsafe { &*entry }.series.observe_ns(ns, ex);
+        Some(&unsafe { &*entry }.series)
     }
 
     fn observe_overflow(&self, ns: u64, exemplar: Option<Exemplar>) {
@@ -965,6 +1034,88 @@ mod tests {
         for k in 0..20 {
             assert_eq!(count_of(&f, k), 200, "key {k}");
         }
+    }
+
+    /// Threads record through their own shards, exit and are followed by others that take
+    /// their numbers back: the snapshot adds every shard up, and a series has no more shards
+    /// than threads ever recorded it at once.
+    #[test]
+    fn shards_add_up_across_threads_that_come_and_go() {
+        let f = HistogramFamily::<u32>::new(10);
+        for wave in 1..=5u64 {
+            std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    scope.spawn(|| {
+                        for _ in 0..1_000 {
+                            f.observe_ns_cached(Some([5, 0]), || 5, 7_000_000, None);
+                        }
+                    });
+                }
+            });
+            let snap = f.snapshot();
+            let h = &snap[0].histogram;
+            assert_eq!(h.count, 3_000 * wave, "wave {wave}");
+            assert_eq!(h.buckets[1], 3_000 * wave, "7 ms is in (5 ms, 10 ms]");
+            assert!(
+                (h.sum - 0.007 * (3_000 * wave) as f64).abs() < 1e-6,
+                "{}",
+                h.sum
+            );
+        }
+        // SAFETY: the family is alive; entries are freed only when it is dropped.
+        let writer = f.writer.lock().unwrap();
+        let series = unsafe { &(*writer.entries[0].1).series };
+        let shards = series.shards.iter().count();
+        // Other tests' threads may hold numbers meanwhile, so a wave may take fresh ones; 15
+        // threads in all never made 15 shards unless numbers were never given back.
+        assert!(
+            (1..15).contains(&shards),
+            "{shards} shards for 3 threads at a time"
+        );
+    }
+
+    /// A thread that records while it exits, after giving its number back, records through
+    /// the shared counters: nothing is lost, and it never writes a shard another thread may
+    /// now own.
+    #[test]
+    fn a_thread_recording_as_it_exits_loses_nothing() {
+        struct RecordOnExit(&'static HistogramFamily<u32>);
+        impl Drop for RecordOnExit {
+            fn drop(&mut self) {
+                for _ in 0..10 {
+                    self.0.observe_ns_cached(Some([6, 0]), || 6, 1_000, None);
+                }
+            }
+        }
+        thread_local! {
+            static ON_EXIT: std::cell::RefCell<Option<RecordOnExit>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let f: &'static HistogramFamily<u32> = Box::leak(Box::new(HistogramFamily::new(10)));
+        // Made here (a first observation goes to the shared counters too), so that the shared
+        // counters below hold this one and the exiting threads' only.
+        f.observe_ns(6, 1_000, None);
+        for _ in 0..4 {
+            std::thread::spawn(move || {
+                // Registered before the thread's recorder number, so (destructors running in
+                // reverse order) it records after the number is given back.
+                ON_EXIT.with(|cell| *cell.borrow_mut() = Some(RecordOnExit(f)));
+                for _ in 0..100 {
+                    f.observe_ns_cached(Some([6, 0]), || 6, 1_000, None);
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(count_of(f, 6), 1 + 4 * 110);
+        let writer = f.writer.lock().unwrap();
+        // SAFETY: the family is leaked; entries are freed only when it is dropped.
+        let series = unsafe { &(*writer.entries[0].1).series };
+        assert_eq!(
+            series.buckets[0].load(Ordering::Relaxed),
+            1 + 4 * 10,
+            "what the exiting threads recorded went to the shared counters"
+        );
     }
 
     #[test]

@@ -22,13 +22,15 @@
 //! assert_eq!(server.snapshot()[0].histogram.count, 1);
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::encode::{LabelList, WriteLabels};
 use super::family::{HistogramFamily, Identity, SeriesSnapshot};
 use super::labels::{ErrorType, Exemplar, HttpMethod, Route, ServerAddress, UrlScheme};
+use super::recorder::Shards;
 
 /// Labels of one HTTP server request.
 ///
@@ -170,17 +172,103 @@ impl WriteLabels for HttpClientLabels {
     }
 }
 
+/// Method and scheme combinations: one gauge each.
+const COMBINATIONS: usize = HttpMethod::ALL.len() * UrlScheme::ALL.len();
+
+/// The next gauge group's id; 0 marks an empty cache. A `u64` counter does not wrap, so an id
+/// is never reused (as the histogram families' are not).
+static NEXT_GAUGES_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Up-down counters of requests in flight, sharded per recorder number as the histograms are
+/// (see [`super::recorder`]): raising or lowering one is a plain load and store on this
+/// thread's shard, found through a one-entry per-thread cache. A request raised on one thread
+/// and lowered on another leaves +1 in one shard and -1 in the other: the sum is right.
+pub(crate) struct Gauges {
+    id: u64,
+    /// For threads without a recorder number.
+    shared: [AtomicI64; COMBINATIONS],
+    shards: Shards<GaugeShard>,
+}
+
+#[derive(Default)]
+pub(crate) struct GaugeShard([AtomicI64; COMBINATIONS]);
+
+thread_local! {
+    /// The gauge group this thread changed last, and its shard of it. No destructor, so it is
+    /// there while the thread's other destructors run.
+    static GAUGES_CACHE: Cell<(u64, *const GaugeShard)> =
+        const { Cell::new((0, std::ptr::null())) };
+}
+
+/// Empties this thread's gauge cache: called when the thread gives its recorder number back,
+/// so that it never writes a shard of that number again.
+pub(crate) fn forget_shards() {
+    let _ = GAUGES_CACHE.try_with(|cache| cache.set((0, std::ptr::null())));
+}
+
+impl Gauges {
+    pub(crate) fn new() -> Self {
+        Gauges {
+            id: NEXT_GAUGES_ID.fetch_add(1, Ordering::Relaxed),
+            shared: std::array::from_fn(|_| AtomicI64::new(0)),
+            shards: Shards::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn add(&self, i: usize, delta: i64) {
+        let (id, shard) = GAUGES_CACHE.with(Cell::get);
+        if id == self.id {
+            // SAFETY: cached by this group (ids are never reused) from its own shards, which
+            // live as long as it does, and `&self` keeps it alive. The shard is this thread's:
+            // the cache is emptied before the thread gives its number back.
+            let count = &unsafe { &*shard }.0[i];
+            // One writer: load and store are the whole update.
+            count.store(
+                count.load(Ordering::Relaxed).wrapping_add(delta),
+                Ordering::Relaxed,
+            );
+        } else {
+            self.add_uncached(i, delta);
+        }
+    }
+
+    #[inline(never)]
+    fn add_uncached(&self, i: usize, delta: i64) {
+        let Some(n) = super::recorder::current() else {
+            self.shared[i].fetch_add(delta, Ordering::Relaxed);
+            return;
+        };
+        let shard = self.shards.of(n);
+        GAUGES_CACHE.with(|cache| cache.set((self.id, shard)));
+        let count = &shard.0[i];
+        count.store(
+            count.load(Ordering::Relaxed).wrapping_add(delta),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The gauge's value: the shared part and every shard added up.
+    pub(crate) fn value(&self, i: usize) -> i64 {
+        self.shards
+            .iter()
+            .fold(self.shared[i].load(Ordering::Relaxed), |sum, shard| {
+                sum.wrapping_add(shard.0[i].load(Ordering::Relaxed))
+            })
+    }
+}
+
 /// Requests in flight by method and scheme: a fixed array, so no lookup and no lock.
 pub(crate) struct ActiveByMethod {
-    counts: [AtomicI64; HttpMethod::ALL.len() * UrlScheme::ALL.len()],
+    gauges: Gauges,
     // A combination once used stays exposed (at 0 when idle) so its series never goes stale.
-    used: [AtomicBool; HttpMethod::ALL.len() * UrlScheme::ALL.len()],
+    used: [AtomicBool; COMBINATIONS],
 }
 
 impl ActiveByMethod {
     fn new() -> Self {
         ActiveByMethod {
-            counts: std::array::from_fn(|_| AtomicI64::new(0)),
+            gauges: Gauges::new(),
             used: std::array::from_fn(|_| AtomicBool::new(false)),
         }
     }
@@ -189,17 +277,18 @@ impl ActiveByMethod {
         method as usize * UrlScheme::ALL.len() + scheme as usize
     }
 
-    fn slot(&self, method: HttpMethod, scheme: UrlScheme) -> &AtomicI64 {
-        &self.counts[Self::index(method, scheme)]
+    fn value(&self, method: HttpMethod, scheme: UrlScheme) -> i64 {
+        self.gauges.value(Self::index(method, scheme))
     }
 
     #[inline]
     fn start(&self, method: HttpMethod, scheme: UrlScheme) -> InFlight<'_> {
-        let used = &self.used[Self::index(method, scheme)];
+        let index = Self::index(method, scheme);
+        let used = &self.used[index];
         if !used.load(Ordering::Relaxed) {
             used.store(true, Ordering::Relaxed);
         }
-        InFlight::new(self.slot(method, scheme))
+        InFlight::new(&self.gauges, index)
     }
 
     /// `(method, scheme, value)` for every combination that was ever used.
@@ -208,7 +297,7 @@ impl ActiveByMethod {
             UrlScheme::ALL
                 .into_iter()
                 .filter(move |&s| self.used[Self::index(m, s)].load(Ordering::Relaxed))
-                .map(move |s| (m, s, self.slot(m, s).load(Ordering::Relaxed)))
+                .map(move |s| (m, s, self.value(m, s)))
         })
     }
 }
@@ -227,21 +316,22 @@ impl ActiveByMethod {
 /// ```
 #[must_use = "the gauge is lowered when this guard is dropped"]
 pub struct InFlight<'a> {
-    gauge: &'a AtomicI64,
+    gauges: &'a Gauges,
+    index: usize,
 }
 
 impl<'a> InFlight<'a> {
     #[inline]
-    pub(crate) fn new(gauge: &'a AtomicI64) -> Self {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        InFlight { gauge }
+    pub(crate) fn new(gauges: &'a Gauges, index: usize) -> Self {
+        gauges.add(index, 1);
+        InFlight { gauges, index }
     }
 }
 
 impl Drop for InFlight<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.gauge.fetch_sub(1, Ordering::Relaxed);
+        self.gauges.add(self.index, -1);
     }
 }
 
@@ -304,7 +394,7 @@ impl HttpServerMetrics {
 
     /// The current value of the active-requests gauge for one method and scheme.
     pub fn active(&self, method: HttpMethod, scheme: UrlScheme) -> i64 {
-        self.active.slot(method, scheme).load(Ordering::Relaxed)
+        self.active.value(method, scheme)
     }
 
     /// Every series of the duration histogram (the status page reads this too).
@@ -382,7 +472,7 @@ impl HttpClientMetrics {
 
     /// The current value of the active-requests gauge for one method and scheme.
     pub fn active(&self, method: HttpMethod, scheme: UrlScheme) -> i64 {
-        self.active.slot(method, scheme).load(Ordering::Relaxed)
+        self.active.value(method, scheme)
     }
 
     /// Every series of the duration histogram.
@@ -602,6 +692,81 @@ mod tests {
             recorded_error(500, Some(ErrorType::Named("io")), false),
             Some(ErrorType::Named("io"))
         );
+    }
+
+    /// Raised on one thread and lowered on another (a future that moved between workers):
+    /// the shards hold +1 and -1, and the gauge reads the sum.
+    #[test]
+    fn in_flight_moved_between_threads_adds_up() {
+        let s = HttpServerMetrics::new(10);
+        let guards: Vec<_> = std::thread::scope(|scope| {
+            (0..4)
+                .map(|_| scope.spawn(|| s.start(HttpMethod::Get, UrlScheme::Http)))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(s.active(HttpMethod::Get, UrlScheme::Http), 4);
+        let mut guards = guards.into_iter();
+        std::thread::scope(|scope| {
+            for guard in guards.by_ref().take(3) {
+                scope.spawn(move || drop(guard));
+            }
+        });
+        assert_eq!(s.active(HttpMethod::Get, UrlScheme::Http), 1);
+        drop(guards);
+        assert_eq!(s.active(HttpMethod::Get, UrlScheme::Http), 0);
+    }
+
+    /// A request whose guard is dropped while its thread exits, after the thread gave its
+    /// recorder number back, is lowered through the shared counter: the gauge reads 0.
+    #[test]
+    fn in_flight_dropped_as_its_thread_exits_is_lowered() {
+        thread_local! {
+            static HELD: std::cell::RefCell<Option<InFlight<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let s: &'static HttpServerMetrics = Box::leak(Box::new(HttpServerMetrics::new(10)));
+        for _ in 0..4 {
+            std::thread::spawn(move || {
+                // Registered before the recorder number (see the family's test of the same).
+                HELD.with(|_| {});
+                let guard = s.start(HttpMethod::Delete, UrlScheme::Https);
+                HELD.with(|held| *held.borrow_mut() = Some(guard));
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(s.active(HttpMethod::Delete, UrlScheme::Https), 0);
+        let i = ActiveByMethod::index(HttpMethod::Delete, UrlScheme::Https);
+        assert_eq!(
+            s.active.gauges.shared[i].load(Ordering::Relaxed),
+            -4,
+            "lowered through the shared counter"
+        );
+    }
+
+    /// Two gauge groups alternating on one thread share its one-entry cache: each keeps its
+    /// own counts.
+    #[test]
+    fn gauge_groups_are_kept_apart() {
+        let a = HttpServerMetrics::new(10);
+        let b = HttpServerMetrics::new(10);
+        let held: Vec<_> = (0..3)
+            .flat_map(|_| {
+                [
+                    a.start(HttpMethod::Post, UrlScheme::Http),
+                    b.start(HttpMethod::Post, UrlScheme::Http),
+                    b.start(HttpMethod::Post, UrlScheme::Http),
+                ]
+            })
+            .collect();
+        assert_eq!(a.active(HttpMethod::Post, UrlScheme::Http), 3);
+        assert_eq!(b.active(HttpMethod::Post, UrlScheme::Http), 6);
+        drop(held);
+        assert_eq!(a.active(HttpMethod::Post, UrlScheme::Http), 0);
+        assert_eq!(b.active(HttpMethod::Post, UrlScheme::Http), 0);
     }
 
     #[test]

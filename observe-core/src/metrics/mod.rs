@@ -38,6 +38,7 @@ mod family;
 mod http;
 mod labels;
 mod process;
+mod recorder;
 mod resource;
 mod rpc;
 mod serve;

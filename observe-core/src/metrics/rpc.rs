@@ -20,12 +20,11 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::encode::{LabelList, WriteLabels};
 use super::family::{HistogramFamily, SeriesSnapshot};
-use super::http::InFlight;
+use super::http::{Gauges, InFlight};
 use super::labels::{ErrorType, Exemplar, GrpcCode, RpcMethod};
 
 /// Labels of one gRPC call (server or client side). `rpc_system_name="grpc"` is added on output.
@@ -64,7 +63,8 @@ impl WriteLabels for RpcLabels {
 /// The instruments of one side (server or client) of gRPC.
 pub struct RpcMetrics {
     pub(crate) duration: HistogramFamily<RpcLabels>,
-    pub(crate) active: AtomicI64,
+    // One gauge (index 0) of the group.
+    pub(crate) active: Gauges,
     server: bool,
 }
 
@@ -72,7 +72,7 @@ impl RpcMetrics {
     pub(crate) fn new(limit: usize, server: bool) -> Self {
         RpcMetrics {
             duration: HistogramFamily::new(limit),
-            active: AtomicI64::new(0),
+            active: Gauges::new(),
             server,
         }
     }
@@ -80,7 +80,7 @@ impl RpcMetrics {
     /// Raises the active-calls gauge; the returned guard lowers it.
     #[inline]
     pub fn start(&self) -> InFlight<'_> {
-        InFlight::new(&self.active)
+        InFlight::new(&self.active, 0)
     }
 
     /// Records one finished (or failed, or cancelled) call.
@@ -101,7 +101,7 @@ impl RpcMetrics {
 
     /// Calls in flight.
     pub fn active(&self) -> i64 {
-        self.active.load(Ordering::Relaxed)
+        self.active.value(0)
     }
 
     /// Every series of the duration histogram.
