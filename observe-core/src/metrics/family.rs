@@ -574,7 +574,7 @@ impl<K: Copy + Eq + Hash> HistogramFamily<K> {
         }
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn observe(&self, key: K, elapsed: Duration, exemplar: Option<Exemplar>) {
         self.observe_ns(key, duration_ns(elapsed), exemplar);
     }

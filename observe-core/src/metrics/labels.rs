@@ -481,6 +481,24 @@ pub enum ErrorType {
     Other,
 }
 
+impl ErrorType {
+    /// `error` in 24 bits for a label set's cache identity (a tag and the code), equal only
+    /// for equal values; `None` for a `Named` error, whose text is compared by content.
+    #[inline]
+    pub(crate) fn packed(error: Option<ErrorType>) -> Option<u64> {
+        let (tag, value) = match error {
+            None => (0, 0),
+            Some(ErrorType::Cancelled) => (1, 0),
+            Some(ErrorType::Timeout) => (2, 0),
+            Some(ErrorType::Status(code)) => (3, u64::from(code)),
+            Some(ErrorType::Grpc(code)) => (4, code as u64),
+            Some(ErrorType::Other) => (5, 0),
+            Some(ErrorType::Named(_)) => return None,
+        };
+        Some(tag | value << 8)
+    }
+}
+
 impl fmt::Display for ErrorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
