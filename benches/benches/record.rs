@@ -4,12 +4,11 @@
 //! updates on prometheus-client families with static labels (what the hand-made RED
 //! middleware row does).
 
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use observe_benches::alloc::{self, CountingAlloc};
+use observe_benches::workers::Workers;
 use observe_benches::{report, Group};
 use observe_core::metrics::{
     HttpMethod, HttpServerLabels, Metrics, MetricsConfig, Route, UrlScheme,
@@ -38,61 +37,6 @@ struct DurationLabels {
 struct ActiveLabels {
     http_request_method: &'static str,
     url_scheme: &'static str,
-}
-
-/// `k` threads, each doing `op` `n` times when told; time is the wall time of a batch.
-struct Workers {
-    jobs: Vec<mpsc::Sender<u64>>,
-    done: mpsc::Receiver<()>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Workers {
-    fn start(k: usize, op: fn()) -> Self {
-        let (done_tx, done) = mpsc::channel();
-        let (mut jobs, mut threads) = (Vec::new(), Vec::new());
-        for _ in 0..k {
-            let (job_tx, job_rx) = mpsc::channel::<u64>();
-            let done_tx = done_tx.clone();
-            threads.push(std::thread::spawn(move || {
-                while let Ok(n) = job_rx.recv() {
-                    for _ in 0..n {
-                        op();
-                    }
-                    if done_tx.send(()).is_err() {
-                        break;
-                    }
-                }
-            }));
-            jobs.push(job_tx);
-        }
-        Workers {
-            jobs,
-            done,
-            threads,
-        }
-    }
-
-    /// Every thread does `n` operations; returns the wall time until the last is done.
-    fn run(&self, n: u64) -> Duration {
-        let start = Instant::now();
-        for job in &self.jobs {
-            job.send(n).expect("worker alive");
-        }
-        for _ in &self.jobs {
-            self.done.recv().expect("worker alive");
-        }
-        start.elapsed()
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.jobs.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 static OBSERVE: std::sync::LazyLock<&'static Metrics> = std::sync::LazyLock::new(|| {
@@ -166,11 +110,17 @@ fn record(c: &mut Criterion) {
     ];
     for (order, (id, label, op)) in rows.into_iter().enumerate() {
         for k in [1, 2] {
-            let workers = Workers::start(k, op);
+            let workers = Workers::start(k, "record", move || {
+                move |n| {
+                    for _ in 0..n {
+                        op();
+                    }
+                }
+            });
             let ops = observe_benches::alloc_ops();
-            workers.run(ops);
+            workers.run_each(ops);
             let per = alloc::measure(ops * k as u64, |n| {
-                workers.run(n / k as u64);
+                workers.run_each(n / k as u64);
             });
             let id = format!("{id}/{k}");
             let label = format!("{label}, {k} thread{}", if k == 1 { "" } else { "s" });
@@ -182,7 +132,7 @@ fn record(c: &mut Criterion) {
                 report::alloc_fields(&per),
             );
             g.inner
-                .bench_function(&id, |b| b.iter_custom(|n| workers.run(n)));
+                .bench_function(&id, |b| b.iter_custom(|n| workers.run_each(n)));
         }
     }
     g.finish();

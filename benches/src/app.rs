@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Path;
@@ -260,75 +260,27 @@ impl LoopbackClient {
     }
 }
 
-/// `k` worker threads, each with its own current-thread runtime and clone of the router,
-/// waiting for batches; [`Hammer::run`] splits `n` requests between them and returns the wall time.
-pub struct Hammer {
-    jobs: Vec<mpsc::Sender<u64>>,
-    done: mpsc::Receiver<()>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Hammer {
-    /// Starts `k` workers hammering `path` on `router` (each thread with `dispatch` as default).
-    pub fn start(
-        router: &Router,
-        path: &'static str,
-        tp: &'static str,
-        k: usize,
-        dispatch: Option<Dispatch>,
-    ) -> Self {
-        let (done_tx, done) = mpsc::channel();
-        let mut jobs = Vec::new();
-        let mut threads = Vec::new();
-        for i in 0..k {
-            let (job_tx, job_rx) = mpsc::channel::<u64>();
-            let router = router.clone();
-            let done_tx = done_tx.clone();
-            let dispatch = dispatch.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("bench-worker-{i}"))
-                    .spawn(move || {
-                        let _guard = dispatch.map(|d| tracing::dispatcher::set_default(&d));
-                        let rt = current_thread_runtime();
-                        while let Ok(n) = job_rx.recv() {
-                            run_in_process(&rt, &router, path, tp, n);
-                            if done_tx.send(()).is_err() {
-                                break;
-                            }
-                        }
-                    })
-                    .expect("spawn worker"),
-            );
-            jobs.push(job_tx);
+/// `k` worker threads, each with its own current-thread runtime and clone of the router (and
+/// `dispatch` as its default subscriber), waiting for batches of requests to `path`; run with
+/// [`Workers::run_split`](crate::workers::Workers::run_split).
+pub fn hammer(
+    router: &Router,
+    path: &'static str,
+    tp: &'static str,
+    k: usize,
+    dispatch: Option<Dispatch>,
+) -> crate::workers::Workers {
+    let router = router.clone();
+    crate::workers::Workers::start(k, "bench-worker", move || {
+        let guard = dispatch
+            .clone()
+            .map(|d| tracing::dispatcher::set_default(&d));
+        let rt = current_thread_runtime();
+        let router = router.clone();
+        move |n| {
+            // The thread's default subscriber for as long as the job lives.
+            let _guard = &guard;
+            run_in_process(&rt, &router, path, tp, n);
         }
-        Hammer {
-            jobs,
-            done,
-            threads,
-        }
-    }
-
-    /// Runs `n` requests in total (split evenly) and returns the wall-clock time they took.
-    pub fn run(&self, n: u64) -> Duration {
-        let k = self.jobs.len() as u64;
-        let start = Instant::now();
-        for (i, job) in self.jobs.iter().enumerate() {
-            let share = n / k + u64::from((i as u64) < n % k);
-            job.send(share).expect("worker alive");
-        }
-        for _ in 0..k {
-            self.done.recv().expect("worker done");
-        }
-        start.elapsed()
-    }
-}
-
-impl Drop for Hammer {
-    fn drop(&mut self) {
-        self.jobs.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
+    })
 }

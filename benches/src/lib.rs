@@ -11,6 +11,7 @@ pub mod alloc;
 pub mod app;
 pub mod report;
 pub mod sink;
+pub mod workers;
 
 use std::time::Duration;
 
@@ -192,11 +193,11 @@ pub fn bench_loopback(group: &mut Group<'_>, row: &Row) {
 pub fn bench_threads(group: &mut Group<'_>, row: &Row, path: &'static str, k: usize) {
     let rt = app::current_thread_runtime();
     row.with_dispatch(|| app::assert_ok(&rt, &row.router, path, row.traceparent, row.id));
-    let hammer = app::Hammer::start(&row.router, path, row.traceparent, k, row.dispatch.clone());
+    let hammer = app::hammer(&row.router, path, row.traceparent, k, row.dispatch.clone());
     let id = format!("{}/{k}", row.id);
     let label = format!("{}, {k} thread{}", row.label, if k == 1 { "" } else { "s" });
     count_then_time(group, &id, &label, row.order * 10 + k as u32, |n| {
-        hammer.run(n)
+        hammer.run_split(n)
     });
 }
 

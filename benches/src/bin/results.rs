@@ -718,8 +718,8 @@ fn goals(
             md,
             "Not a goal row: autometrics also records metrics, of the handler function rather \
              than of HTTP (no route, method or status; no router layer, so none of the \
-             do-nothing layer's {} ns). observe full unsampled is {:.2}x cheaper than it{instructions}; \
-             5x cheaper would be {} ns, less than that floor.\n",
+             do-nothing layer's {}). observe full unsampled is {:.2}x cheaper than it{instructions}; \
+             5x cheaper would be {}, less than that floor.\n",
             fmt_signed_ns(f),
             a / o,
             fmt_signed_ns(a / 5.0),
@@ -886,24 +886,29 @@ fn threads_table(md: &mut String, rows: &[&Bench]) {
         md,
         "| row | threads | ns/request (wall) | overhead vs bare axum | ratio | allocs/request (all threads) |\n|---|---:|---:|---:|---:|---:|"
     );
-    for b in rows {
+    thread_rows(md, rows.iter().collect(), "bare_axum", true);
+}
+
+/// The rows of a table of `k`-thread runs: each against the `base` row with the same `k`,
+/// with its overhead over it when `overhead`, then the ratio and allocations.
+fn thread_rows(md: &mut String, rows: Vec<&&Bench>, base: &str, overhead: bool) {
+    for b in &rows {
         let base = rows
             .iter()
-            .find(|x| x.function == "bare_axum" && x.param == b.param);
-        let (over, ratio) = match base {
-            Some(base) => (
-                fmt_signed_ns(b.ns - base.ns),
-                format!("{:.2}x", b.ns / base.ns),
-            ),
-            None => ("–".into(), "–".into()),
+            .find(|x| x.function == base && x.param == b.param);
+        let over = match base {
+            Some(base) if overhead => format!(" {} |", fmt_signed_ns(b.ns - base.ns)),
+            None if overhead => " – |".into(),
+            _ => String::new(),
         };
+        let ratio = base.map_or("–".into(), |base| format!("{:.2}x", b.ns / base.ns));
         let label = b
             .label
             .rsplit_once(", ")
             .map_or(b.label.as_str(), |(l, _)| l);
         let _ = writeln!(
             md,
-            "| {label} | {} | {} ± {} | {over} | {ratio} | {} |",
+            "| {label} | {} | {} ± {} |{over} {ratio} | {} |",
             b.param.as_deref().unwrap_or("?"),
             fmt_ns(b.ns),
             fmt_ns(b.ns_ci),
@@ -1034,7 +1039,7 @@ Active gauge up, one \
          duration observation, gauge down, on `k` threads recording the same series at once \
          (`benches/benches/record.rs`). Time is per operation as each thread sees it: wall time \
          of a batch divided by the operations each thread did, so on `k` free cores it ideally \
-         stays the same as `k` grows; what it gains is contention.\n"
+         stays the same as `k` grows; any growth with `k` is contention.\n"
     );
     let _ = writeln!(
         md,
@@ -1042,25 +1047,7 @@ Active gauge up, one \
     );
     let mut sorted: Vec<&&Bench> = rows.iter().collect();
     sorted.sort_by_key(|b| b.order);
-    for b in sorted {
-        let base = rows
-            .iter()
-            .find(|x| x.function == "prometheus_client" && x.param == b.param);
-        let ratio = base.map_or("–".into(), |base| format!("{:.2}x", b.ns / base.ns));
-        let label = b
-            .label
-            .rsplit_once(", ")
-            .map_or(b.label.as_str(), |(l, _)| l);
-        let _ = writeln!(
-            md,
-            "| {label} | {} | {} ± {} | {ratio} | {} |",
-            b.param.as_deref().unwrap_or("?"),
-            fmt_ns(b.ns),
-            fmt_ns(b.ns_ci),
-            fmt_num(b.num("allocs_all_threads")),
-        );
-    }
-    md.push('\n');
+    thread_rows(md, sorted, "prometheus_client", false);
 }
 
 #[cfg(test)]
