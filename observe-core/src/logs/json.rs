@@ -16,7 +16,7 @@ use super::escape::{
     escape_into, write_debug_value, write_error_value, write_f64, write_i128, write_i64, write_str,
     write_str_value, write_u128, write_u64,
 };
-use super::redact::{Redactor, REDACTED};
+use super::redact::{NameFilter, Redactor, REDACTED};
 use super::timestamp;
 use super::writer::Stdout;
 use crate::context::RequestContext;
@@ -49,6 +49,21 @@ pub const RESERVED_KEYS: &[&str] = &[
 
 /// The keys observe writes in the `span` object.
 const RESERVED_SPAN_KEYS: &[&str] = &["name"];
+
+/// The reserved keys of a line or a span, and their filter (most field names skip the list).
+struct Reserved {
+    keys: &'static [&'static str],
+    filter: NameFilter,
+}
+
+static RESERVED_LINE: Reserved = Reserved {
+    keys: RESERVED_KEYS,
+    filter: NameFilter::of(RESERVED_KEYS),
+};
+static RESERVED_SPAN: Reserved = Reserved {
+    keys: RESERVED_SPAN_KEYS,
+    filter: NameFilter::of(RESERVED_SPAN_KEYS),
+};
 
 /// Prefix for user fields whose names clash with observe's keys.
 const CLASH_PREFIX: &str = "fields.";
@@ -299,9 +314,11 @@ fn level_str(level: &Level) -> &'static [u8] {
 }
 
 /// Writes `,"key":` applying the clash rule.
-fn write_key(buf: &mut Vec<u8>, name: &str, reserved: &[&str]) {
+fn write_key(buf: &mut Vec<u8>, name: &str, reserved: &Reserved) {
     buf.extend_from_slice(b",\"");
-    if name.starts_with(CLASH_PREFIX) || reserved.contains(&name) {
+    if name.starts_with(CLASH_PREFIX)
+        || (reserved.filter.may_contain(name.as_bytes()) && reserved.keys.contains(&name))
+    {
         buf.extend_from_slice(CLASH_PREFIX.as_bytes());
     }
     escape_into(buf, name);
@@ -313,7 +330,7 @@ struct FieldWriter<'a> {
     buf: &'a mut Vec<u8>,
     redactor: &'a Redactor,
     max_len: usize,
-    reserved: &'static [&'static str],
+    reserved: &'static Reserved,
     /// The field already written as `message` (events only): skipped here.
     skip: Option<Field>,
     /// For span fragments: where each field landed.
@@ -501,7 +518,7 @@ impl<W> JsonLayer<W> {
             buf: &mut fragment.json,
             redactor: &self.redactor,
             max_len: self.max_value_len,
-            reserved: RESERVED_SPAN_KEYS,
+            reserved: &RESERVED_SPAN,
             skip: None,
             entries: Some(&mut fragment.entries),
         };
@@ -536,7 +553,7 @@ impl<W> JsonLayer<W> {
             buf,
             redactor: &self.redactor,
             max_len: self.max_value_len,
-            reserved: RESERVED_KEYS,
+            reserved: &RESERVED_LINE,
             skip: message,
             entries: None,
         });

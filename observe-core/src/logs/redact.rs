@@ -51,6 +51,59 @@ pub const DEFAULT_REDACTED_FIELDS: &[&str] = &[
 pub struct Redactor {
     /// Normalised names: ASCII lowercase, `-` replaced by `_`.
     names: Vec<Box<[u8]>>,
+    /// Summary of `names`: most field names are ruled out by one test, not a list walk.
+    filter: NameFilter,
+}
+
+/// A two-word summary of a set of names by each name's length and first and last byte: a name
+/// whose bit is clear is surely not in the set. It is asked for every field of every log
+/// line, and most field names are in no set.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NameFilter(u128);
+
+impl NameFilter {
+    /// The bit of a name of `len` bytes from `first` to `last`: the three mixed by a
+    /// multiplicative hash, whose top 7 bits pick one of 128.
+    const fn bit_of(len: usize, first: u8, last: u8) -> u128 {
+        let key = (len as u32) | (last as u32) << 8 | (first as u32) << 16;
+        1 << (key.wrapping_mul(0x9E37_79B1) >> 25)
+    }
+
+    const fn bit(name: &[u8]) -> u128 {
+        match name {
+            [] => Self::bit_of(0, 0, 0),
+            [first, .., last] => Self::bit_of(name.len(), *first, *last),
+            [only] => Self::bit_of(1, *only, *only),
+        }
+    }
+
+    /// The filter of `names`, compared exactly (for observe's own keys).
+    pub(crate) const fn of(names: &[&str]) -> Self {
+        let mut filter = 0;
+        let mut i = 0;
+        while i < names.len() {
+            filter |= Self::bit(names[i].as_bytes());
+            i += 1;
+        }
+        NameFilter(filter)
+    }
+
+    /// Whether `name` may be in the set (`false`: surely not).
+    #[inline]
+    pub(crate) fn may_contain(self, name: &[u8]) -> bool {
+        self.0 & Self::bit(name) != 0
+    }
+
+    /// The same for a set of normalised names, `name` as given (normalised here).
+    #[inline]
+    fn may_contain_normalised(self, name: &[u8]) -> bool {
+        let bit = match name {
+            [] => Self::bit_of(0, 0, 0),
+            [first, .., last] => Self::bit_of(name.len(), norm(*first), norm(*last)),
+            [only] => Self::bit_of(1, norm(*only), norm(*only)),
+        };
+        self.0 & bit != 0
+    }
 }
 
 impl Default for Redactor {
@@ -72,7 +125,10 @@ fn norm(b: u8) -> u8 {
 impl Redactor {
     /// A redactor that redacts nothing.
     pub fn none() -> Self {
-        Redactor { names: Vec::new() }
+        Redactor {
+            names: Vec::new(),
+            filter: NameFilter::default(),
+        }
     }
 
     /// These names redacted as well.
@@ -84,6 +140,7 @@ impl Redactor {
         for name in names {
             let n: Box<[u8]> = name.as_ref().bytes().map(norm).collect();
             if !n.is_empty() && !self.names.contains(&n) {
+                self.filter.0 |= NameFilter::bit(&n);
                 self.names.push(n);
             }
         }
@@ -93,8 +150,51 @@ impl Redactor {
     /// Whether values of the field `name` must be written as [`REDACTED`].
     pub fn is_redacted(&self, name: &str) -> bool {
         let name = name.as_bytes();
+        if !self.filter.may_contain_normalised(name) {
+            return false;
+        }
         self.names
             .iter()
             .any(|n| n.len() == name.len() && n.iter().zip(name).all(|(&a, &b)| a == norm(b)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filter never rules out a name of its set: every default name, in any case and with
+    /// `-` or `_`, is still redacted.
+    #[test]
+    fn the_filter_keeps_every_name_of_the_set() {
+        let r = Redactor::default();
+        for name in DEFAULT_REDACTED_FIELDS {
+            let upper = name.to_ascii_uppercase();
+            let dashed = name.replace('_', "-");
+            let underscored = name.replace('-', "_");
+            for variant in [*name, &upper, &dashed, &underscored] {
+                assert!(r.is_redacted(variant), "{variant}");
+            }
+        }
+        let one = Redactor::none().with_fields(["x", "ab"]);
+        assert!(one.is_redacted("X") && one.is_redacted("ab") && !one.is_redacted("a"));
+        let keys = ["timestamp", "level", "span_id", "service.name", "a"];
+        let filter = NameFilter::of(&keys);
+        assert!(keys.iter().all(|k| filter.may_contain(k.as_bytes())));
+    }
+
+    /// It rules out common field names, which then skip the list entirely.
+    #[test]
+    fn the_filter_rules_out_common_names() {
+        let r = Redactor::default();
+        let common = [
+            "user_id", "order_id", "amount", "status", "method", "path", "count",
+        ];
+        let passed: Vec<_> = common
+            .iter()
+            .filter(|n| r.filter.may_contain_normalised(n.as_bytes()))
+            .collect();
+        assert!(passed.len() <= 1, "{passed:?} pass the filter");
+        assert!(common.iter().all(|n| !r.is_redacted(n)));
     }
 }
