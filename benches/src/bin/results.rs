@@ -646,19 +646,27 @@ fn goals(
         instructions_label,
     } in ratio_goals
     {
-        let mut verdicts = vec![ratio_row(
-            md,
-            ratio,
-            Unit::Ns,
-            label,
-            over(ours).zip(cheapest(theirs, &over)),
-        )];
+        let pair = over(ours).zip(cheapest(theirs, &over));
+        // criterion's own intervals say when a row was disturbed: an overhead whose interval
+        // (its row's and bare axum's together) is wider than a quarter of it is no measure.
+        let disturbed = pair.is_some_and(|(o, t)| {
+            let theirs_row = theirs
+                .iter()
+                .copied()
+                .find(|p| over(p) == Some(t))
+                .unwrap_or(theirs[0]);
+            [(ours, o), (theirs_row, t)].iter().any(|&(row, overhead)| {
+                let spread = ip(row).zip(ip("bare_axum")).map(|(r, b)| r.ns_ci + b.ns_ci);
+                spread.is_none_or(|s| s > 0.25 * overhead.abs())
+            })
+        });
+        let mut verdicts = vec![ratio_row(md, ratio, Unit::Ns, label, pair, disturbed)];
         if let (Some(i), Some(turns)) = (interleaved, &turns) {
             let i_over = |f: &str| i.over(f);
             let m = i.over(ours).zip(cheapest(theirs, &i_over));
             // Only the rows timed in turns have a turns measure.
             if m.is_some() {
-                verdicts.push(ratio_row(md, ratio, Unit::Ns, turns, m));
+                verdicts.push(ratio_row(md, ratio, Unit::Ns, turns, m, false));
             }
         }
         if let Some(c) = instructions {
@@ -670,6 +678,7 @@ fn goals(
                 Unit::Instructions,
                 instructions_label,
                 m,
+                false,
             ));
         }
         summary.push((label, verdicts));
@@ -704,10 +713,16 @@ fn goals(
     md.push('\n');
     // autometrics records metrics too, but of the handler function, not of HTTP: it is no
     // router layer and pays no floor, so "5x cheaper" than it would be below that floor.
+    // Only from rows criterion measured steadily (as the goals' disturbance check).
+    let steady = |f: &str| {
+        let (r, b) = ip(f).zip(ip("bare_axum"))?;
+        let overhead = over(f)?;
+        (r.ns_ci + b.ns_ci <= 0.25 * overhead.abs()).then_some(overhead)
+    };
     if let (Some(o), Some(a), Some(f)) = (
-        over("observe_full_unsampled"),
-        over("autometrics"),
-        over("noop_layer"),
+        steady("observe_full_unsampled"),
+        steady("autometrics"),
+        steady("noop_layer"),
     ) {
         let instructions = instructions
             .and_then(|c| c.over("observe_full_unsampled").zip(c.over("autometrics")))
@@ -770,6 +785,7 @@ fn ratio_row(
     unit: Unit,
     label: &str,
     pair: Option<(f64, f64)>,
+    disturbed: bool,
 ) -> Option<bool> {
     let show = |x: f64| match unit {
         Unit::Ns => fmt_signed_ns(x),
@@ -779,8 +795,9 @@ fn ratio_row(
         Ratio::AtMostTwice => ("vs floor", pair.map(|p| p.1)),
         Ratio::CheaperBy(_) => ("vs", pair.map(|p| p.0)),
     };
-    let usable = pair.filter(|_| divisor.is_some_and(|d| d > 0.0));
-    let (text, met) = match (ratio, usable) {
+    let ratioed = pair.filter(|_| divisor.is_some_and(|d| d > 0.0));
+    let usable = ratioed.filter(|_| !disturbed);
+    let (text, met) = match (ratio, ratioed) {
         (Ratio::AtMostTwice, Some((a, f))) => (format!("{:.2}x", a / f), a <= 2.0 * f),
         (Ratio::CheaperBy(n), Some((o, p))) => {
             (format!("{:.2}x cheaper", p / o), p >= f64::from(n) * o)
@@ -788,6 +805,10 @@ fn ratio_row(
         (_, None) => ("no ratio".to_owned(), false),
     };
     let verdict_text = match (pair, usable) {
+        (Some(_), None) if disturbed && ratioed.is_some() => {
+            "not measured (disturbed: the rows' 95 % intervals are wider than a quarter of the \
+             overheads compared)"
+        }
         (Some(_), None) => "not measured (a baseline came out ≤ 0: bare axum's row was disturbed)",
         _ => verdict(usable.map(|_| met)),
     };
@@ -806,6 +827,8 @@ fn combined(verdicts: &[Option<bool>]) -> String {
     let met = measured.iter().filter(|m| **m).count();
     match (measured.len(), met) {
         (0, _) => "not measured".into(),
+        (1, 1) => "**met** by its only measure here".into(),
+        (1, 0) => "**not met** by its only measure here".into(),
         (n, m) if m == n => format!("**met** by all {n} measures"),
         (n, 0) => format!("**not met** by any of its {n} measures"),
         (n, m) => format!("unsettled: met by {m} of its {n} measures (noise decided between them)"),
@@ -1101,26 +1124,26 @@ mod tests {
         let mut md = String::new();
         let two = Ratio::AtMostTwice;
         assert_eq!(
-            ratio_row(&mut md, two, Unit::Ns, "u", Some((290.0, 150.0))),
+            ratio_row(&mut md, two, Unit::Ns, "u", Some((290.0, 150.0)), false),
             Some(true)
         );
         assert_eq!(
-            ratio_row(&mut md, two, Unit::Ns, "u", Some((310.0, 150.0))),
+            ratio_row(&mut md, two, Unit::Ns, "u", Some((310.0, 150.0)), false),
             Some(false)
         );
         assert_eq!(
-            ratio_row(&mut md, two, Unit::Ns, "u", Some((70.0, -99.0))),
+            ratio_row(&mut md, two, Unit::Ns, "u", Some((70.0, -99.0)), false),
             None
         );
-        assert_eq!(ratio_row(&mut md, two, Unit::Ns, "u", None), None);
+        assert_eq!(ratio_row(&mut md, two, Unit::Ns, "u", None, false), None);
         let three = Ratio::CheaperBy(3);
         let i = Unit::Instructions;
         assert_eq!(
-            ratio_row(&mut md, three, i, "s", Some((100.0, 400.0))),
+            ratio_row(&mut md, three, i, "s", Some((100.0, 400.0)), false),
             Some(true)
         );
         assert_eq!(
-            ratio_row(&mut md, three, i, "s", Some((200.0, 400.0))),
+            ratio_row(&mut md, three, i, "s", Some((200.0, 400.0)), false),
             Some(false)
         );
         assert!(
@@ -1135,13 +1158,22 @@ mod tests {
             md.contains("| s | +100 vs +400 (4.00x cheaper) | met |"),
             "{md}"
         );
+        assert_eq!(
+            ratio_row(&mut md, three, Unit::Ns, "d", Some((13.0, 1300.0)), true),
+            None,
+            "a disturbed measure gives no verdict, however good it looks"
+        );
+        assert!(
+            md.contains("| d | +13 ns vs +1300 ns (100.00x cheaper) | not measured (disturbed"),
+            "{md}"
+        );
         let five = Ratio::CheaperBy(5);
         assert_eq!(
-            ratio_row(&mut md, five, i, "f", Some((100.0, 400.0))),
+            ratio_row(&mut md, five, i, "f", Some((100.0, 400.0)), false),
             Some(false)
         );
         assert_eq!(
-            ratio_row(&mut md, five, i, "f", Some((100.0, 500.0))),
+            ratio_row(&mut md, five, i, "f", Some((100.0, 500.0)), false),
             Some(true)
         );
     }
