@@ -825,13 +825,19 @@ fn ratio_row(
 fn combined(verdicts: &[Option<bool>]) -> String {
     let measured: Vec<bool> = verdicts.iter().flatten().copied().collect();
     let met = measured.iter().filter(|m| **m).count();
-    match (measured.len(), met) {
-        (0, _) => "not measured".into(),
-        (1, 1) => "**met** by its only measure here".into(),
-        (1, 0) => "**not met** by its only measure here".into(),
-        (n, m) if m == n => format!("**met** by all {n} measures"),
-        (n, 0) => format!("**not met** by any of its {n} measures"),
-        (n, m) => format!("unsettled: met by {m} of its {n} measures (noise decided between them)"),
+    let verdict = match (measured.len(), met) {
+        (0, _) => return "not measured".into(),
+        (1, 1) => "**met** by its only measure taken".into(),
+        (1, 0) => "**not met** by its only measure taken".into(),
+        (n, m) if m == n => format!("**met** by all {n} measures taken"),
+        (n, 0) => format!("**not met** by any of its {n} measures taken"),
+        (n, m) => {
+            format!("unsettled: met by {m} of its {n} measures taken (noise decided between them)")
+        }
+    };
+    match verdicts.len() - measured.len() {
+        0 => verdict,
+        skipped => format!("{verdict}; {skipped} not measured in this run (see its row)"),
     }
 }
 
@@ -1182,15 +1188,15 @@ mod tests {
     fn a_goal_is_met_only_when_every_measure_says_so() {
         assert_eq!(
             combined(&[Some(true), Some(true), None]),
-            "**met** by all 2 measures"
+            "**met** by all 2 measures taken; 1 not measured in this run (see its row)"
         );
         assert_eq!(
             combined(&[Some(true), Some(false), Some(false)]),
-            "unsettled: met by 1 of its 3 measures (noise decided between them)"
+            "unsettled: met by 1 of its 3 measures taken (noise decided between them)"
         );
         assert_eq!(
             combined(&[Some(false), Some(false)]),
-            "**not met** by any of its 2 measures"
+            "**not met** by any of its 2 measures taken"
         );
         assert_eq!(combined(&[None]), "not measured");
     }
