@@ -385,9 +385,9 @@ where
         });
 
         let in_flight = metrics.http_server().start(method, scheme);
-        // The inner service's `call` may already do work (and log): give it the context. The
-        // guards live until the future is built, so the inner future is written straight into
-        // it rather than built aside and copied.
+        // The inner service's `call` may already do work (and log): give it the context, until
+        // the future is built. (The compiler still builds the inner future aside and copies it
+        // in, 320 bytes in the bench; a `MaybeUninit` placement added a third copy.)
         // SAFETY: the guard is a local declared after `cx`, dropped first.
         let _entered = unsafe { cx.enter_scoped() };
         let _otel = otel.as_ref().map(|otel| otel.clone().attach());

@@ -219,34 +219,34 @@ impl Gauges {
     #[inline(always)]
     fn add(&self, i: usize, delta: i64) {
         let (id, shard) = GAUGES_CACHE.with(Cell::get);
-        if id == self.id {
+        let shard = if id == self.id {
             // SAFETY: cached by this group (ids are never reused) from its own shards, which
             // live as long as it does, and `&self` keeps it alive. The shard is this thread's:
             // the cache is emptied before the thread gives its number back.
-            let count = &unsafe { &*shard }.0[i];
-            // One writer: load and store are the whole update.
-            count.store(
-                count.load(Ordering::Relaxed).wrapping_add(delta),
-                Ordering::Relaxed,
-            );
+            unsafe { &*shard }
         } else {
-            self.add_uncached(i, delta);
-        }
-    }
-
-    #[inline(never)]
-    fn add_uncached(&self, i: usize, delta: i64) {
-        let Some(n) = super::recorder::current() else {
-            self.shared[i].fetch_add(delta, Ordering::Relaxed);
-            return;
+            match self.shard_uncached() {
+                Some(shard) => shard,
+                None => {
+                    self.shared[i].fetch_add(delta, Ordering::Relaxed);
+                    return;
+                }
+            }
         };
-        let shard = self.shards.of(n);
-        GAUGES_CACHE.with(|cache| cache.set((self.id, shard)));
+        // One writer: load and store are the whole update.
         let count = &shard.0[i];
         count.store(
             count.load(Ordering::Relaxed).wrapping_add(delta),
             Ordering::Relaxed,
         );
+    }
+
+    /// This thread's shard, found (or made) and cached; `None` without a recorder number.
+    #[inline(never)]
+    fn shard_uncached(&self) -> Option<&GaugeShard> {
+        let shard = self.shards.of(super::recorder::current()?);
+        GAUGES_CACHE.with(|cache| cache.set((self.id, shard)));
+        Some(shard)
     }
 
     /// The gauge's value: the shared part and every shard added up.
