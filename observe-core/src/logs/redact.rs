@@ -69,12 +69,17 @@ impl NameFilter {
         1 << (key.wrapping_mul(0x9E37_79B1) >> 25)
     }
 
-    const fn bit(name: &[u8]) -> u128 {
-        match name {
-            [] => Self::bit_of(0, 0, 0),
-            [first, .., last] => Self::bit_of(name.len(), *first, *last),
-            [only] => Self::bit_of(1, *only, *only),
-        }
+    /// The bit of `name`, normalised first when `normalise` (for the redactor's names).
+    const fn bit(name: &[u8], normalise: bool) -> u128 {
+        let ([first, .., last] | [first @ last]) = name else {
+            return Self::bit_of(0, 0, 0);
+        };
+        let (first, last) = if normalise {
+            (norm(*first), norm(*last))
+        } else {
+            (*first, *last)
+        };
+        Self::bit_of(name.len(), first, last)
     }
 
     /// The filter of `names`, compared exactly (for observe's own keys).
@@ -82,7 +87,7 @@ impl NameFilter {
         let mut filter = 0;
         let mut i = 0;
         while i < names.len() {
-            filter |= Self::bit(names[i].as_bytes());
+            filter |= Self::bit(names[i].as_bytes(), false);
             i += 1;
         }
         NameFilter(filter)
@@ -91,18 +96,13 @@ impl NameFilter {
     /// Whether `name` may be in the set (`false`: surely not).
     #[inline]
     pub(crate) fn may_contain(self, name: &[u8]) -> bool {
-        self.0 & Self::bit(name) != 0
+        self.0 & Self::bit(name, false) != 0
     }
 
     /// The same for a set of normalised names, `name` as given (normalised here).
     #[inline]
     fn may_contain_normalised(self, name: &[u8]) -> bool {
-        let bit = match name {
-            [] => Self::bit_of(0, 0, 0),
-            [first, .., last] => Self::bit_of(name.len(), norm(*first), norm(*last)),
-            [only] => Self::bit_of(1, norm(*only), norm(*only)),
-        };
-        self.0 & bit != 0
+        self.0 & Self::bit(name, true) != 0
     }
 }
 
@@ -114,7 +114,7 @@ impl Default for Redactor {
 }
 
 #[inline]
-fn norm(b: u8) -> u8 {
+const fn norm(b: u8) -> u8 {
     if b == b'-' {
         b'_'
     } else {
@@ -140,7 +140,7 @@ impl Redactor {
         for name in names {
             let n: Box<[u8]> = name.as_ref().bytes().map(norm).collect();
             if !n.is_empty() && !self.names.contains(&n) {
-                self.filter.0 |= NameFilter::bit(&n);
+                self.filter.0 |= NameFilter::bit(&n, false);
                 self.names.push(n);
             }
         }
